@@ -1,1 +1,2 @@
-//! User-facing commands.
+//! User-facing commands: thin adapters over the library.
+pub mod verify;

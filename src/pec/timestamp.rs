@@ -122,7 +122,10 @@ mod tests {
     fn parts_round_trip_and_reject_garbage() {
         let t = PecTime::from_parts("13/11/2018", "16:39:27", "+0100").unwrap();
         assert_eq!(t.utc().to_rfc3339(), "2018-11-13T15:39:27+00:00");
-        assert_eq!(PecTime::from_parts(" 13/11/2018 ", "16:39:27", "+01:00"), Some(t));
+        assert_eq!(
+            PecTime::from_parts(" 13/11/2018 ", "16:39:27", "+01:00"),
+            Some(t)
+        );
         assert!(PecTime::from_parts("31/02/2018", "16:39:27", "+0100").is_none());
         assert!(PecTime::from_parts("13/11/2018", "25:00:00", "+0100").is_none());
         assert!(PecTime::from_parts("13/11/2018", "16:39:27", "0100").is_none());

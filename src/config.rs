@@ -1,0 +1,253 @@
+//! The configuration file of interface.md §3, its lookup (§1) and the embedded demo
+//! default (§5).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const SYSTEM_CONFIG: &str = "/etc/pecbox/pecbox.toml";
+pub const ENV_CONFIG: &str = "PECBOX_CONFIG";
+
+/// The embedded demo default: a working provider on 127.0.0.1 for a first look.
+pub const DEMO: &str = r#"
+[provider]
+name = "pecbox demo"
+domains = ["pec.localhost"]
+hostname = "localhost"
+
+[storage]
+data_dir = "./pecbox-data"
+
+[listen]
+smtp = "127.0.0.1:2525"
+submissions = "127.0.0.1:4465"
+submission = "127.0.0.1:4587"
+imaps = "127.0.0.1:4993"
+pop3s = "127.0.0.1:4995"
+panel = "127.0.0.1:8443"
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub provider: Provider,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub tls: KeyPairPaths,
+    #[serde(default)]
+    pub signing: KeyPairPaths,
+    #[serde(default)]
+    pub delivery: Delivery,
+    #[serde(default)]
+    pub retention: Retention,
+    /// Where the file was found (None for the demo default); relative paths hang off it.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    pub name: String,
+    pub domains: Vec<String>,
+    pub hostname: String,
+    pub service_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    pub data_dir: PathBuf,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/var/lib/pecbox"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub smtp: Option<String>,
+    pub submissions: Option<String>,
+    pub submission: Option<String>,
+    pub imaps: Option<String>,
+    pub pop3s: Option<String>,
+    pub panel: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPairPaths {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    #[serde(default)]
+    pub routes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tls_ca: Vec<PathBuf>,
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+}
+
+fn default_max_message_bytes() -> u64 {
+    31_457_280
+}
+
+fn default_max_recipients() -> usize {
+    500
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            routes: BTreeMap::new(),
+            tls_ca: Vec::new(),
+            max_message_bytes: default_max_message_bytes(),
+            max_recipients: default_max_recipients(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    pub months: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { months: 30 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// interface.md §1: `--config`, else `$PECBOX_CONFIG`, else the system file if it
+    /// exists, else the embedded demo default.
+    pub fn locate(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let from_env = std::env::var_os(ENV_CONFIG).map(PathBuf::from);
+        let system = Path::new(SYSTEM_CONFIG);
+        match explicit.map(Path::to_path_buf).or(from_env) {
+            Some(path) => Self::load(&path),
+            None if system.exists() => Self::load(system),
+            None => Self::parse(DEMO, "embedded demo default"),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, &path.display().to_string())?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.message().to_string(),
+        })?;
+        if config.provider.domains.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "{origin}: [provider] domains must name at least one PEC domain"
+            )));
+        }
+        Ok(config)
+    }
+
+    pub fn is_demo(&self) -> bool {
+        self.source.is_none()
+    }
+
+    /// A path from the file, resolved against the file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        match self.source.as_deref().and_then(Path::parent) {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.resolve(&self.storage.data_dir)
+    }
+
+    /// `certs/ca.pem` below the data folder (interface.md §4).
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.data_dir().join("certs").join("ca.pem")
+    }
+
+    pub fn service_address(&self) -> String {
+        self.provider
+            .service_address
+            .clone()
+            .unwrap_or_else(|| format!("posta-certificata@{}", self.provider.domains[0]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_default_matches_the_interface() {
+        let c = Config::parse(DEMO, "demo").unwrap();
+        assert!(c.is_demo());
+        assert_eq!(c.provider.domains, ["pec.localhost"]);
+        assert_eq!(c.listen.smtp.as_deref(), Some("127.0.0.1:2525"));
+        assert_eq!(c.listen.panel.as_deref(), Some("127.0.0.1:8443"));
+        assert_eq!(c.service_address(), "posta-certificata@pec.localhost");
+        assert_eq!(c.delivery.max_message_bytes, 31_457_280);
+        assert_eq!(c.retention.months, 30);
+    }
+
+    #[test]
+    fn relative_paths_hang_off_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pecbox.toml");
+        std::fs::write(
+            &file,
+            "[provider]\nname='x'\ndomains=['pec.x.test']\nhostname='mx'\n[storage]\ndata_dir='data'\n",
+        )
+        .unwrap();
+        let c = Config::load(&file).unwrap();
+        assert_eq!(c.data_dir(), dir.path().join("data"));
+        assert_eq!(c.ca_cert_path(), dir.path().join("data/certs/ca.pem"));
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_the_file() {
+        let e = Config::parse("[provider]\nname='x'\ndomains=[]\nhostname='h'\n", "f.toml")
+            .unwrap_err();
+        assert!(e.to_string().contains("at least one PEC domain"), "{e}");
+        let e = Config::parse("[provider]\nnme='x'\n", "f.toml").unwrap_err();
+        assert!(e.to_string().starts_with("f.toml:"), "{e}");
+    }
+}

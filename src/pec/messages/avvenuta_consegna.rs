@@ -1,0 +1,71 @@
+//! Ricevuta di avvenuta consegna (pec-rules §3 #9, §7): one per recipient, after the
+//! busta is stored in the mailbox. Completa carries the original, breve the original
+//! with attachments replaced by hashes, sintetica only text and daticert.
+
+use super::{entity, id_line, receipt_headers, Gestore, Text, UnsignedMessage};
+use crate::pec::breve;
+use crate::pec::daticert::{Tipo, TipoRicevuta};
+use crate::pec::headers::{subject, X_RICEVUTA};
+use crate::pec::kind::MessageKind;
+use crate::pec::original::Certified;
+use crate::pec::timestamp::PecTime;
+
+/// The receipt a recipient's delivery yields: Cc recipients always get sintetica.
+pub fn tipo_ricevuta_for(requested: Option<TipoRicevuta>, primary: bool) -> TipoRicevuta {
+    if primary {
+        requested.unwrap_or_default()
+    } else {
+        TipoRicevuta::Sintetica
+    }
+}
+
+/// `original` is the postacert.eml of the delivered busta.
+pub fn avvenuta_consegna(
+    gestore: &Gestore,
+    certified: &Certified,
+    recipient: &str,
+    tipo: TipoRicevuta,
+    original: &[u8],
+    message_id: &str,
+    date: PecTime,
+) -> UnsignedMessage {
+    let title = match tipo {
+        TipoRicevuta::Completa => "Ricevuta di avvenuta consegna",
+        TipoRicevuta::Breve => "Ricevuta breve di avvenuta consegna",
+        TipoRicevuta::Sintetica => "Ricevuta sintetica di avvenuta consegna",
+    };
+    let mut text = Text::new(title)
+        .para(format!(
+            "{} il messaggio \"{}\" proveniente da \"{}\" ed indirizzato a \"{}\" è stato posto nella casella del destinatario.",
+            date.italian_phrase(),
+            certified.oggetto,
+            certified.mittente,
+            recipient
+        ))
+        .para(id_line(certified));
+    let attached = match tipo {
+        TipoRicevuta::Completa => Some(original.to_vec()),
+        TipoRicevuta::Breve => {
+            text = text.para("Gli allegati del messaggio originale sono sostituiti dalla loro impronta SHA-1 (file .hash).");
+            Some(breve::hash_attachments(original).unwrap_or_else(|| original.to_vec()))
+        }
+        TipoRicevuta::Sintetica => None,
+    };
+    let mut daticert = certified.daticert(Tipo::AvvenutaConsegna, &gestore.name, date);
+    daticert.ricevuta = Some(tipo);
+    daticert.consegna = Some(recipient.to_string());
+    UnsignedMessage {
+        kind: MessageKind::AvvenutaConsegna(tipo),
+        headers: receipt_headers(
+            gestore,
+            &certified.mittente,
+            subject::CONSEGNA,
+            certified,
+            message_id,
+            date,
+            &[(X_RICEVUTA, "avvenuta-consegna")],
+        ),
+        entity: entity(&text, Some(&daticert), attached.as_deref()),
+        date,
+    }
+}
