@@ -245,7 +245,7 @@ fn busta_di_trasporto_wraps_the_original_as_the_rules_say() {
         Some("POSTA CERTIFICATA: Fattura n. 12 =?UTF-8?Q?perch=C3=A9?="),
         "the original subject as written"
     );
-    assert!(text.contains("Received: from client.example (client [192.0.2.1]) by mx.pec.example;"));
+    assert!(text.contains("Received: from client.example (client [192.0.2.1])\r\n\tby mx.pec.example; Mon, 2 Mar 2026 10:00:00 +0100\r\n"));
     let c = classify(&signed);
     let inner = String::from_utf8(c.postacert.unwrap()).unwrap();
     assert_eq!(

@@ -138,7 +138,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// One header field, folded at spaces to stay under 78 characters where possible.
+/// A value that is already folded (copied from an original) is written as it is.
 pub fn format_header(name: &str, value: &str) -> String {
+    if value.contains("\r\n") {
+        return format!("{name}: {value}\r\n");
+    }
     let mut out = String::with_capacity(name.len() + value.len() + 8);
     out.push_str(name);
     out.push(':');

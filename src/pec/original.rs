@@ -231,15 +231,21 @@ pub(crate) fn field_name(field: &[u8]) -> &str {
     std::str::from_utf8(&field[..colon]).unwrap_or("").trim()
 }
 
-/// The unfolded value of a raw header field.
-pub(crate) fn field_value(field: &[u8]) -> String {
+/// The value of a raw header field as written, folds kept (what buste copy unchanged).
+pub(crate) fn field_raw_value(field: &[u8]) -> String {
     let colon = field.iter().position(|b| *b == b':').map_or(0, |c| c + 1);
     let value = String::from_utf8_lossy(&field[colon..]);
     value
-        .replace("\r\n", "")
-        .replace('\t', " ")
-        .trim()
+        .trim_start_matches([' ', '\t'])
+        .trim_end_matches(['\r', '\n'])
         .to_string()
+}
+
+/// The unfolded value of a raw header field (RFC 5322 §2.2.3: only the CRLFs go).
+pub(crate) fn field_value(field: &[u8]) -> String {
+    let colon = field.iter().position(|b| *b == b':').map_or(0, |c| c + 1);
+    let value = String::from_utf8_lossy(&field[colon..]);
+    value.replace("\r\n", "").trim().to_string()
 }
 
 #[cfg(test)]

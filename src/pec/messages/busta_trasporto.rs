@@ -84,9 +84,9 @@ pub(super) fn envelope_headers(
     for field in &fields {
         let name = original::field_name(field);
         if let Some(kept) = KEPT.iter().find(|k| k.eq_ignore_ascii_case(name)) {
-            headers.push((kept.to_string(), original::field_value(field)));
+            headers.push((kept.to_string(), original::field_raw_value(field)));
         } else if name.eq_ignore_ascii_case("Subject") && raw_subject.is_none() {
-            raw_subject = Some(original::field_value(field));
+            raw_subject = Some(original::field_raw_value(field));
         }
     }
     if !headers.iter().any(|(n, _)| n == "Reply-To") {
@@ -106,7 +106,7 @@ pub(super) fn envelope_headers(
 fn prefixed_subject(prefix: &str, raw: Option<String>) -> String {
     match raw {
         Some(raw) if raw.is_ascii() => format!("{prefix}{raw}"),
-        Some(raw) => mime::encode_unstructured(&format!("{prefix}{raw}")),
+        Some(raw) => mime::encode_unstructured(&format!("{prefix}{}", raw.replace("\r\n", ""))),
         None => prefix.trim_end().to_string(),
     }
 }
