@@ -101,6 +101,38 @@ pub struct Delivery {
     pub max_message_bytes: u64,
     #[serde(default = "default_max_recipients")]
     pub max_recipients: usize,
+    /// Seconds without presa in carico or consegna before the 12 h notice (pec-rules §8).
+    #[serde(default = "default_preavviso_secs")]
+    pub preavviso_secs: u64,
+    /// Seconds without consegna before the 24 h notice that closes the transaction.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Seconds a message may wait in the outbound queue (RFC 6109 §2.2.2: 24 h).
+    #[serde(default = "default_timeout_secs")]
+    pub queue_lifetime_secs: u64,
+    /// First retry delay in seconds; it doubles up to `retry_max_secs`.
+    #[serde(default = "default_retry_secs")]
+    pub retry_secs: u64,
+    #[serde(default = "default_retry_max_secs")]
+    pub retry_max_secs: u64,
+    /// Ordinary-mail forwarding relay (`host:port`), for mailboxes that ask for it.
+    pub smarthost: Option<String>,
+}
+
+fn default_preavviso_secs() -> u64 {
+    12 * 3600
+}
+
+fn default_timeout_secs() -> u64 {
+    24 * 3600
+}
+
+fn default_retry_secs() -> u64 {
+    60
+}
+
+fn default_retry_max_secs() -> u64 {
+    1800
 }
 
 fn default_max_message_bytes() -> u64 {
@@ -118,6 +150,12 @@ impl Default for Delivery {
             tls_ca: Vec::new(),
             max_message_bytes: default_max_message_bytes(),
             max_recipients: default_max_recipients(),
+            preavviso_secs: default_preavviso_secs(),
+            timeout_secs: default_timeout_secs(),
+            queue_lifetime_secs: default_timeout_secs(),
+            retry_secs: default_retry_secs(),
+            retry_max_secs: default_retry_max_secs(),
+            smarthost: None,
         }
     }
 }
@@ -202,6 +240,26 @@ impl Config {
     /// `certs/ca.pem` below the data folder (interface.md §4).
     pub fn ca_cert_path(&self) -> PathBuf {
         self.data_dir().join("certs").join("ca.pem")
+    }
+
+    pub fn certs_dir(&self) -> PathBuf {
+        self.data_dir().join("certs")
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir().join("store")
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        self.data_dir().join("control.sock")
+    }
+
+    /// Whether `domain` is one of ours (case-insensitive).
+    pub fn manages(&self, domain: &str) -> bool {
+        self.provider
+            .domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
     }
 
     pub fn service_address(&self) -> String {

@@ -1,8 +1,16 @@
 //! pecbox: an Italian PEC provider in one binary.
 //!
+//! Data flows one way: socket → protocol adapter (`smtp`, `pop3`) → provider core
+//! (`provider`: access, reception, delivery, outbound) → `store` → outbound.
 //! `pec` is the message model (pure, no I/O); `smime` signs and verifies it;
-//! `cli` holds the user-facing commands.
+//! `daemon` runs it all; `cli` holds the user-facing commands.
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod pec;
+pub mod pop3;
+pub mod provider;
 pub mod smime;
+pub mod smtp;
+pub mod store;
+pub mod tls;

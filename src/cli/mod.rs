@@ -1,2 +1,3 @@
 //! User-facing commands: thin adapters over the library.
+pub mod manage;
 pub mod verify;

@@ -181,6 +181,115 @@ pub fn verify_message(raw: &[u8], opts: &VerifyOptions) -> Result<Verification, 
     Ok(first)
 }
 
+/// Verifies a CMS SignedData that carries its content (`.p7m`, "attached"), DER or BER,
+/// and returns that content with the verification.
+///
+/// Err when the blob is not a parsable SignedData, or carries no content (detached) or
+/// content of another type than id-data; every other problem is in the [`Verification`].
+pub fn verify_attached(
+    p7m: &[u8],
+    opts: &VerifyOptions,
+) -> Result<(Vec<u8>, Verification), SmimeError> {
+    let (content, detached) = detach(p7m)?;
+    let cms = ParsedCms::parse(&detached)?;
+    let v = cms.evaluate(&content, opts);
+    Ok((content, v))
+}
+
+/// Splits an attached SignedData into its content and the same SignedData without it,
+/// so the detached path can check it. Streamed (BER) signers cut the content into a
+/// constructed OCTET STRING, which the `der` crate cannot decode: hence the raw walk.
+fn detach(p7m: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SmimeError> {
+    let bad = |e: der::Error| SmimeError::Cms(e.to_string());
+    let der = ber::normalize(p7m)?;
+    let ci = Vec::<AnyRef<'_>>::from_der(&der).map_err(bad)?;
+    let (Some(ct), Some(body), 2) = (ci.first(), ci.get(1), ci.len()) else {
+        return Err(SmimeError::Cms("malformed ContentInfo".into()));
+    };
+    if ct.decode_as::<ObjectIdentifier>().map_err(bad)? != rfc5911::ID_SIGNED_DATA {
+        return Err(SmimeError::Cms("content type is not signed-data".into()));
+    }
+    let mut fields = Vec::<AnyRef<'_>>::from_der(body.value()).map_err(bad)?;
+    let encap = fields
+        .get(2)
+        .filter(|f| f.tag() == Tag::Sequence)
+        .ok_or_else(|| SmimeError::Cms("missing encapContentInfo".into()))?;
+    let parts = children(encap.value()).map_err(bad)?;
+    let econtent_type = parts
+        .first()
+        .ok_or_else(|| SmimeError::Cms("empty encapContentInfo".into()))?
+        .decode_as::<ObjectIdentifier>()
+        .map_err(bad)?;
+    if econtent_type != rfc5911::ID_DATA {
+        return Err(SmimeError::Cms(format!(
+            "encapsulated content type {econtent_type} is not id-data"
+        )));
+    }
+    let econtent = parts
+        .get(1)
+        .filter(|p| p.tag() == CTX0_CONSTRUCTED)
+        .ok_or_else(|| SmimeError::Cms("no encapsulated content (detached signature)".into()))?;
+    let mut content = Vec::new();
+    let mut pos = 0;
+    octets(econtent.value(), &mut pos, &mut content, 0)?;
+    let type_only = parts[0].to_der().map_err(bad)?;
+    let new_encap = AnyRef::new(Tag::Sequence, &type_only).map_err(bad)?;
+    fields[2] = new_encap;
+    let mut sd = Vec::new();
+    for f in &fields {
+        sd.extend(f.to_der().map_err(bad)?);
+    }
+    let sd = AnyRef::new(Tag::Sequence, &sd)
+        .and_then(|s| s.to_der())
+        .map_err(bad)?;
+    let wrapped = AnyRef::new(CTX0_CONSTRUCTED, &sd)
+        .and_then(|w| w.to_der())
+        .map_err(bad)?;
+    let mut ci = ct.to_der().map_err(bad)?;
+    ci.extend(wrapped);
+    let ci = AnyRef::new(Tag::Sequence, &ci)
+        .and_then(|c| c.to_der())
+        .map_err(bad)?;
+    Ok((content, ci))
+}
+
+/// Appends the bytes of the (primitive or constructed) OCTET STRING at `pos` in `data`,
+/// which has definite lengths (after [`ber::normalize`]).
+fn octets(data: &[u8], pos: &mut usize, out: &mut Vec<u8>, depth: usize) -> Result<(), SmimeError> {
+    let bad = |why: &str| SmimeError::Cms(format!("encapsulated content: {why}"));
+    if depth > 8 {
+        return Err(bad("nesting too deep"));
+    }
+    let tag = *data.get(*pos).ok_or_else(|| bad("truncated"))?;
+    let l0 = *data.get(*pos + 1).ok_or_else(|| bad("truncated"))?;
+    *pos += 2;
+    let len = if l0 < 0x80 {
+        usize::from(l0)
+    } else {
+        let n = usize::from(l0 & 0x7f);
+        if n > 4 {
+            return Err(bad("length too large"));
+        }
+        let bytes = data.get(*pos..*pos + n).ok_or_else(|| bad("truncated"))?;
+        *pos += n;
+        bytes.iter().fold(0usize, |a, b| (a << 8) | usize::from(*b))
+    };
+    let end = pos.checked_add(len).ok_or_else(|| bad("length overflow"))?;
+    let value = data.get(*pos..end).ok_or_else(|| bad("truncated"))?;
+    *pos = end;
+    match tag {
+        0x04 => out.extend_from_slice(value),
+        0x24 => {
+            let mut inner = 0;
+            while inner < value.len() {
+                octets(value, &mut inner, out, depth + 1)?;
+            }
+        }
+        _ => return Err(bad("not an OCTET STRING")),
+    }
+    Ok(())
+}
+
 struct ParsedSigner {
     info: SignerInfo,
     /// The signed attributes exactly as received, re-tagged as SET OF (what was signed).
@@ -798,6 +907,68 @@ mod tests {
         ));
         assert!(verify_detached(ENTITY, b"", &VerifyOptions::default()).is_err());
         assert!(verify_detached(ENTITY, b"hello world", &VerifyOptions::default()).is_err());
+    }
+
+    /// The fields of a detached SignedData, to rebuild it with content.
+    fn signed_data_fields(sig: &[u8]) -> Vec<Vec<u8>> {
+        let ci = Vec::<AnyRef<'_>>::from_der(sig).unwrap();
+        Vec::<AnyRef<'_>>::from_der(ci[1].value())
+            .unwrap()
+            .iter()
+            .map(|f| f.to_der().unwrap())
+            .collect()
+    }
+
+    /// BER, indefinite lengths throughout, `econtent` as the encapsulated content TLV.
+    fn attached(sig: &[u8], econtent: &[u8]) -> Vec<u8> {
+        let fields = signed_data_fields(sig);
+        let mut out = vec![0x30, 0x80];
+        out.extend(rfc5911::ID_SIGNED_DATA.to_der().unwrap());
+        out.extend([0xa0, 0x80, 0x30, 0x80]);
+        out.extend(&fields[0]);
+        out.extend(&fields[1]);
+        out.extend([0x30, 0x80]);
+        out.extend(rfc5911::ID_DATA.to_der().unwrap());
+        out.extend([0xa0, 0x80]);
+        out.extend(econtent);
+        out.extend([0, 0, 0, 0]);
+        for f in &fields[3..] {
+            out.extend(f);
+        }
+        out.extend([0, 0, 0, 0, 0, 0]);
+        out
+    }
+
+    #[test]
+    fn attached_content_is_returned_and_verified() {
+        let f = fixture();
+        let sig = sign(&f.signer, ENTITY);
+        let primitive = OctetString::new(ENTITY).unwrap().to_der().unwrap();
+        // streamed form: a constructed OCTET STRING in two segments
+        let (a, b) = ENTITY.split_at(50);
+        let mut chunked = vec![0x24, 0x80];
+        chunked.extend(OctetString::new(a).unwrap().to_der().unwrap());
+        chunked.extend(OctetString::new(b).unwrap().to_der().unwrap());
+        chunked.extend([0, 0]);
+        for econtent in [primitive.clone(), chunked] {
+            let p7m = attached(&sig, &econtent);
+            let (content, v) = verify_attached(&p7m, &opts(&f.ca.cert_der)).unwrap();
+            assert_eq!(content, ENTITY);
+            assert!(v.is_valid(), "{:?}", v.problems());
+        }
+        let mut changed = ENTITY.to_vec();
+        changed[40] ^= 0x20;
+        let p7m = attached(&sig, &OctetString::new(changed).unwrap().to_der().unwrap());
+        let (_, v) = verify_attached(&p7m, &opts(&f.ca.cert_der)).unwrap();
+        assert_eq!(v.integrity, Err(IntegrityError::DigestMismatch));
+        // detached, truncated, or not signed-data: errors
+        assert!(verify_attached(&sig, &opts(&f.ca.cert_der)).is_err());
+        let p7m = attached(&sig, &primitive);
+        for cut in (0..p7m.len()).step_by(7) {
+            assert!(verify_attached(&p7m[..cut], &VerifyOptions::default()).is_err());
+        }
+        let not_octets = attached(&sig, &[0x02, 0x01, 0x05]);
+        assert!(verify_attached(&not_octets, &VerifyOptions::default()).is_err());
     }
 
     #[test]

@@ -1,0 +1,206 @@
+//! `pecbox run`: binds every listener of the configuration, runs the provider core's
+//! background work (outbound queue, timeout notices) and the control socket, tells
+//! systemd when ready, and on SIGTERM/SIGINT stops accepting, lets in-flight work finish
+//! and exits cleanly.
+
+pub mod control;
+mod pop3_auth;
+mod smtp_backend;
+mod systemd;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::provider::admin::{self, AdminRequest};
+use crate::provider::{identity, Provider};
+use crate::smtp::{Limits, Role};
+use crate::store::Store;
+
+pub use systemd::init_logging;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// The demo's two holders (interface.md §5).
+const DEMO_MAILBOXES: [&str; 2] = ["alice", "bob"];
+
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DaemonError::Setup(format!("runtime: {e}")))?;
+    runtime.block_on(run_async(config))
+}
+
+async fn run_async(config: Config) -> Result<(), DaemonError> {
+    let setup = |e: &dyn std::fmt::Display| DaemonError::Setup(e.to_string());
+    for line in identity::init(&config).map_err(|e| setup(&e))? {
+        println!("created {line}");
+    }
+    let store = Store::open(&config.store_dir()).map_err(|e| {
+        DaemonError::Setup(format!(
+            "{e} (is another pecbox running on {}?)",
+            config.data_dir().display()
+        ))
+    })?;
+    if config.is_demo() {
+        create_demo_mailboxes(&store, &config)?;
+    }
+    let provider = Provider::open(config.clone(), store).map_err(|e| setup(&e))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let limits = Limits {
+        max_message_bytes: config.delivery.max_message_bytes,
+        max_recipients: config.delivery.max_recipients,
+        ..Limits::default()
+    };
+    let hostname = config.provider.hostname.clone();
+    let tls = provider.identity.tls_server.clone();
+    let roles = [
+        ("smtp", &config.listen.smtp, Role::Reception),
+        ("submissions", &config.listen.submissions, Role::Submissions),
+        ("submission", &config.listen.submission, Role::Submission),
+    ];
+    let mut bound: Vec<(&str, SocketAddr)> = Vec::new();
+    for (what, addr, role) in roles {
+        let Some(addr) = addr else { continue };
+        let listener = bind(what, addr).await?;
+        bound.push((what, listener.local_addr().map_err(|e| setup(&e))?));
+        tasks.spawn(crate::smtp::server::serve(
+            listener,
+            role,
+            hostname.clone(),
+            tls.clone(),
+            limits.clone(),
+            Arc::new(smtp_backend::ProviderSmtp(provider.clone())),
+            stop_rx.clone(),
+        ));
+    }
+    if let Some(addr) = &config.listen.pop3s {
+        let listener = bind("pop3s", addr).await?;
+        bound.push(("pop3s", listener.local_addr().map_err(|e| setup(&e))?));
+        tasks.spawn(crate::pop3::serve(
+            listener,
+            tls.clone(),
+            provider.store.clone(),
+            Arc::new(pop3_auth::ProviderPop3(provider.clone())),
+            crate::pop3::Pop3Limits::default(),
+            stop_rx.clone(),
+        ));
+    }
+    for (what, addr) in [
+        ("imaps", &config.listen.imaps),
+        ("panel", &config.listen.panel),
+    ] {
+        if let Some(addr) = addr {
+            tracing::warn!("{what} on {addr}: not available in this version yet");
+        }
+    }
+    let control = control::bind(&config.control_socket())
+        .map_err(|e| DaemonError::Setup(format!("{}: {e}", config.control_socket().display())))?;
+    tasks.spawn(control::serve(control, provider.clone(), stop_rx.clone()));
+    tasks.spawn(crate::provider::outbound::run(
+        provider.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(crate::provider::timeouts::run(
+        provider.clone(),
+        stop_rx.clone(),
+    ));
+
+    for (what, addr) in &bound {
+        println!("{what:<12} {addr}");
+        tracing::info!("{what} listening on {addr}");
+    }
+    println!(
+        "ready: {} ({})",
+        config.provider.name,
+        config.provider.domains.join(", ")
+    );
+    systemd::notify_ready();
+
+    wait_for_signal().await;
+    tracing::info!("stopping: no new connections; finishing what is in flight");
+    systemd::notify_stopping();
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(Duration::from_secs(30), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some sessions did not finish within 30 s; their messages stay queued");
+    }
+    provider.store.flush().map_err(|e| setup(&e))?;
+    let _ = std::fs::remove_file(config.control_socket());
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// First start of the demo: alice and bob, with passwords shown once.
+fn create_demo_mailboxes(store: &Store, config: &Config) -> Result<(), DaemonError> {
+    let domain = &config.provider.domains[0];
+    for name in DEMO_MAILBOXES {
+        let address = format!("{name}@{domain}");
+        let exists = store
+            .mailbox(&address)
+            .map_err(|e| DaemonError::Setup(e.to_string()))?
+            .is_some();
+        if exists {
+            continue;
+        }
+        let response = admin::execute(
+            store,
+            config,
+            AdminRequest::MailboxAdd {
+                address,
+                password: None,
+                quota: None,
+            },
+        );
+        if !response.ok {
+            return Err(DaemonError::Setup(response.text));
+        }
+        print!("{}", response.text);
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! POP3 logins checked by the provider core (argon2, throttled).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::pop3::Pop3Auth;
+use crate::provider::Provider;
+
+pub struct ProviderPop3(pub Arc<Provider>);
+
+impl Pop3Auth for ProviderPop3 {
+    async fn authenticate(
+        &self,
+        peer: SocketAddr,
+        user: &str,
+        password: &str,
+    ) -> Result<String, String> {
+        super::smtp_backend::check_password(&self.0, peer.ip(), user, password).await
+    }
+}

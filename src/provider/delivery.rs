@@ -1,0 +1,141 @@
+//! Punto di consegna (pec-rules §7): the busta goes into each recipient's mailbox and,
+//! only once stored, the ricevuta di avvenuta consegna (completa, breve or sintetica as
+//! requested; Cc recipients get sintetica) goes back to the sender; a recipient that
+//! cannot receive gets an avviso di mancata consegna instead.
+
+use super::writes::{by_domain, queue_entry, Write};
+use super::{CoreError, Provider};
+use crate::pec::classify::Classification;
+use crate::pec::daticert::{Errore, TipoRicevuta};
+use crate::pec::messages::{self, tipo_ricevuta_for};
+use crate::pec::original::{Certified, OriginalHeaders};
+use crate::pec::timestamp::PecTime;
+use crate::store::INBOX;
+
+/// Why a recipient cannot receive.
+enum Undeliverable {
+    NoMailbox,
+    OverQuota { used: u64, quota: u64 },
+    Disabled,
+}
+
+impl Provider {
+    pub(crate) fn deliver_busta(
+        &self,
+        busta: &[u8],
+        class: &Classification,
+        certified: &Certified,
+        mail_from: &str,
+        rcpt_to: &[String],
+        writes: &mut Vec<Write>,
+    ) -> Result<(), CoreError> {
+        let original = class.postacert.as_deref().unwrap_or_default();
+        let original_headers = OriginalHeaders::parse(original).unwrap_or_default();
+        let requested = class
+            .daticert
+            .as_ref()
+            .and_then(|d| d.ricevuta)
+            .or(original_headers.tipo_ricevuta);
+        let mut receipts: Vec<(String, Vec<u8>)> = Vec::new();
+        for rcpt in rcpt_to {
+            let time = self.now();
+            let receipt = match self.undeliverable(rcpt, busta.len() as u64)? {
+                None => {
+                    writes.push(Write::Append {
+                        address: rcpt.clone(),
+                        folder: INBOX.into(),
+                        message: busta.to_vec(),
+                    });
+                    let tipo = tipo_ricevuta_for(requested, original_headers.is_primary(rcpt));
+                    self.consegna(certified, rcpt, tipo, original, time)?
+                }
+                Some(why) => self.mancata_consegna(certified, rcpt, why, time)?,
+            };
+            receipts.push((rcpt.clone(), self.sign(&receipt)?));
+        }
+        // One receipt per recipient, to the reverse path of the busta (pec-rules §2.2).
+        for (rcpt, receipt) in receipts {
+            for (domain, to) in by_domain(&[mail_from.to_string()]) {
+                writes.push(Write::Enqueue {
+                    entry: queue_entry(
+                        &domain,
+                        &self.gestore.service_address,
+                        &to,
+                        format!("ricevuta {} for {rcpt}", certified.identificativo),
+                    ),
+                    message: receipt.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn undeliverable(&self, rcpt: &str, size: u64) -> Result<Option<Undeliverable>, CoreError> {
+        let Some(mailbox) = self.store.mailbox(rcpt)? else {
+            return Ok(Some(Undeliverable::NoMailbox));
+        };
+        if mailbox.disabled {
+            return Ok(Some(Undeliverable::Disabled));
+        }
+        if let Some(quota) = mailbox.quota {
+            let used = self.store.usage(rcpt)?;
+            if used + size > quota {
+                return Ok(Some(Undeliverable::OverQuota { used, quota }));
+            }
+        }
+        Ok(None)
+    }
+
+    fn consegna(
+        &self,
+        certified: &Certified,
+        rcpt: &str,
+        tipo: TipoRicevuta,
+        original: &[u8],
+        time: PecTime,
+    ) -> Result<messages::UnsignedMessage, CoreError> {
+        Ok(messages::avvenuta_consegna(
+            &self.gestore,
+            certified,
+            rcpt,
+            tipo,
+            original,
+            &self.new_id("rcpt")?,
+            time,
+        ))
+    }
+
+    fn mancata_consegna(
+        &self,
+        certified: &Certified,
+        rcpt: &str,
+        why: Undeliverable,
+        time: PecTime,
+    ) -> Result<messages::UnsignedMessage, CoreError> {
+        let name = &self.gestore.name;
+        let (errore, detail) = match why {
+            Undeliverable::NoMailbox => (
+                Errore::NoDest,
+                format!("5.1.1 - {name} - indirizzo non valido"),
+            ),
+            Undeliverable::Disabled => (
+                Errore::NoDest,
+                format!("5.2.1 - {name} - casella disabilitata"),
+            ),
+            Undeliverable::OverQuota { used, quota } => (
+                Errore::Altro,
+                format!("5.2.2 - {name} - casella piena ({used} di {quota} byte)"),
+            ),
+        };
+        tracing::info!(rcpt, %detail, "avviso di mancata consegna");
+        Ok(messages::mancata_consegna(
+            &self.gestore,
+            certified,
+            rcpt,
+            errore,
+            &detail,
+            &self.new_id("rcpt")?,
+            time,
+        ))
+    }
+}

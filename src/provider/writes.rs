@@ -1,0 +1,148 @@
+//! Everything one step of the provider changes, applied in a single store transaction
+//! and made durable before the step reports success.
+
+use super::{unix_now, CoreError, Provider};
+use crate::store::{QueueEntry, QueuedRecipient, RecipientState, Transaction};
+
+pub(crate) enum Write {
+    /// Processes a received message once: if the key was claimed before, nothing is written.
+    Claim(String),
+    Append {
+        address: String,
+        folder: String,
+        message: Vec<u8>,
+    },
+    Enqueue {
+        entry: QueueEntry,
+        message: Vec<u8>,
+    },
+    PutTransaction(Transaction),
+    Track {
+        identificativo: String,
+        address: String,
+        change: Tracked,
+    },
+    Dequeue(u64),
+    UpdateQueue(QueueEntry),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Tracked {
+    PresaInCarico,
+    Consegna,
+    Failed,
+    Notice12h,
+    Notice24h,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Applied {
+    Done,
+    AlreadyProcessed,
+}
+
+impl Provider {
+    pub(crate) fn apply(&self, writes: &[Write]) -> Result<Applied, CoreError> {
+        let now = unix_now();
+        let applied = self.store.atomically(|t| {
+            for w in writes {
+                if let Write::Claim(key) = w {
+                    if !t.claim(key)? {
+                        return Ok(Applied::AlreadyProcessed);
+                    }
+                }
+            }
+            for w in writes {
+                match w {
+                    Write::Claim(_) => {}
+                    Write::Append {
+                        address,
+                        folder,
+                        message,
+                    } => {
+                        t.append(address, folder, message, &[], now)?;
+                    }
+                    Write::Enqueue { entry, message } => {
+                        t.enqueue(entry, message)?;
+                    }
+                    Write::PutTransaction(tx) => t.put_transaction(tx)?,
+                    Write::Track {
+                        identificativo,
+                        address,
+                        change,
+                    } => {
+                        if let Some(mut tx) = t.transaction(identificativo)? {
+                            for r in tx
+                                .recipients
+                                .iter_mut()
+                                .filter(|r| r.address.eq_ignore_ascii_case(address))
+                            {
+                                let slot = match change {
+                                    Tracked::PresaInCarico => &mut r.presa_in_carico,
+                                    Tracked::Consegna => &mut r.consegna,
+                                    Tracked::Failed => &mut r.failed,
+                                    Tracked::Notice12h => &mut r.notice_12h,
+                                    Tracked::Notice24h => &mut r.notice_24h,
+                                };
+                                slot.get_or_insert(now);
+                            }
+                            t.put_transaction(&tx)?;
+                        }
+                    }
+                    Write::Dequeue(id) => {
+                        t.dequeue(*id)?;
+                    }
+                    Write::UpdateQueue(entry) => t.update_queue(entry)?,
+                }
+            }
+            Ok(Applied::Done)
+        })?;
+        if applied == Applied::Done {
+            self.store.flush()?;
+            if writes.iter().any(|w| matches!(w, Write::Enqueue { .. })) {
+                self.queue_wakeup.notify_one();
+            }
+        }
+        Ok(applied)
+    }
+}
+
+/// A queue entry for `recipients` (all of one domain).
+pub(crate) fn queue_entry(
+    domain: &str,
+    mail_from: &str,
+    recipients: &[String],
+    label: String,
+) -> QueueEntry {
+    let now = unix_now();
+    QueueEntry {
+        id: 0,
+        domain: domain.to_ascii_lowercase(),
+        mail_from: mail_from.to_string(),
+        recipients: recipients
+            .iter()
+            .map(|a| QueuedRecipient {
+                address: a.clone(),
+                state: RecipientState::Pending,
+                last_reply: None,
+            })
+            .collect(),
+        created: now,
+        attempts: 0,
+        next_attempt: now,
+        label,
+    }
+}
+
+/// Groups addresses by domain (lower-cased), keeping their order.
+pub(crate) fn by_domain(addresses: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for a in addresses {
+        let domain = super::domain_of(a).unwrap_or("").to_ascii_lowercase();
+        match groups.iter_mut().find(|(d, _)| *d == domain) {
+            Some((_, list)) => list.push(a.clone()),
+            None => groups.push((domain, vec![a.clone()])),
+        }
+    }
+    groups
+}
