@@ -4,6 +4,8 @@
 //! and exits cleanly.
 
 pub mod control;
+mod imap_listener;
+mod panel_listener;
 mod pop3_auth;
 mod smtp_backend;
 mod systemd;
@@ -103,13 +105,15 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
             stop_rx.clone(),
         ));
     }
-    for (what, addr) in [
-        ("imaps", &config.listen.imaps),
-        ("panel", &config.listen.panel),
-    ] {
-        if let Some(addr) = addr {
-            tracing::warn!("{what} on {addr}: not available in this version yet");
-        }
+    if let Some(addr) = &config.listen.imaps {
+        let listener = bind("imaps", addr).await?;
+        bound.push(("imaps", listener.local_addr().map_err(|e| setup(&e))?));
+        imap_listener::spawn(listener, &provider, stop_rx.clone(), &mut tasks);
+    }
+    if let Some(addr) = &config.listen.panel {
+        let listener = bind("panel", addr).await?;
+        bound.push(("panel", listener.local_addr().map_err(|e| setup(&e))?));
+        panel_listener::spawn(listener, &provider, stop_rx.clone(), &mut tasks);
     }
     let control = control::bind(&config.control_socket())
         .map_err(|e| DaemonError::Setup(format!("{}: {e}", config.control_socket().display())))?;
