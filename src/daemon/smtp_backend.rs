@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use crate::provider::access::Submission;
-use crate::provider::auth::verify_password;
 use crate::provider::reception::Inbound;
 use crate::provider::Provider;
 use crate::smtp::{Envelope, Reply, Role, SessionInfo, SmtpBackend};
@@ -21,38 +20,6 @@ impl ProviderSmtp {
             .await
             .map_err(|_| Reply::new(451, "4.3.0", "internal error, try again later"))
     }
-}
-
-pub(crate) async fn check_password(
-    provider: &Arc<Provider>,
-    peer: std::net::IpAddr,
-    user: &str,
-    password: &str,
-) -> Result<String, String> {
-    let delay = provider.throttle.delay(peer, user);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let p = provider.clone();
-    let (user_owned, password) = (user.trim().to_ascii_lowercase(), password.to_string());
-    let outcome = tokio::task::spawn_blocking(move || match p.store.mailbox(&user_owned) {
-        Ok(Some(m)) if !m.disabled && verify_password(&password, &m.password_hash) => Ok(m.address),
-        Ok(_) => Err("authentication failed".to_string()),
-        Err(e) => Err(format!("temporary failure: {e}")),
-    })
-    .await
-    .unwrap_or_else(|_| Err("temporary failure".into()));
-    match &outcome {
-        Ok(address) => {
-            provider.throttle.succeeded(peer, address);
-            tracing::info!(user = %address, %peer, "login");
-        }
-        Err(_) => {
-            provider.throttle.failed(peer, user);
-            tracing::warn!(user, %peer, "failed login");
-        }
-    }
-    outcome
 }
 
 fn valid_address(address: &str) -> bool {
@@ -75,7 +42,7 @@ impl SmtpBackend for ProviderSmtp {
         user: &str,
         password: &str,
     ) -> Result<String, Reply> {
-        check_password(&self.0, session.peer.ip(), user, password)
+        Provider::login(&self.0, session.peer.ip(), user, password)
             .await
             .map_err(|why| {
                 if why.starts_with("temporary") {

@@ -104,6 +104,44 @@ fn account_key(account: &str) -> String {
     format!("acct:{}", account.to_ascii_lowercase())
 }
 
+impl super::Provider {
+    /// A holder's login on any protocol: throttled, argon2-checked off the async
+    /// threads, logged without the password. Returns the mailbox address.
+    pub async fn login(
+        provider: &std::sync::Arc<super::Provider>,
+        peer: IpAddr,
+        user: &str,
+        password: &str,
+    ) -> Result<String, String> {
+        let delay = provider.throttle.delay(peer, user);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let p = provider.clone();
+        let (user_owned, password) = (user.trim().to_ascii_lowercase(), password.to_string());
+        let outcome = tokio::task::spawn_blocking(move || match p.store.mailbox(&user_owned) {
+            Ok(Some(m)) if !m.disabled && verify_password(&password, &m.password_hash) => {
+                Ok(m.address)
+            }
+            Ok(_) => Err("authentication failed".to_string()),
+            Err(e) => Err(format!("temporary failure: {e}")),
+        })
+        .await
+        .unwrap_or_else(|_| Err("temporary failure".into()));
+        match &outcome {
+            Ok(address) => {
+                provider.throttle.succeeded(peer, address);
+                tracing::info!(user = %address, %peer, "login");
+            }
+            Err(_) => {
+                provider.throttle.failed(peer, user);
+                tracing::warn!(user, %peer, "failed login");
+            }
+        }
+        outcome
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
