@@ -15,6 +15,6 @@ impl Pop3Auth for ProviderPop3 {
         user: &str,
         password: &str,
     ) -> Result<String, String> {
-        Provider::login(&self.0, peer.ip(), user, password).await
+        Provider::login(&self.0, "pop3", peer.ip(), user, password).await
     }
 }

@@ -42,7 +42,7 @@ impl SmtpBackend for ProviderSmtp {
         user: &str,
         password: &str,
     ) -> Result<String, Reply> {
-        Provider::login(&self.0, session.peer.ip(), user, password)
+        Provider::login(&self.0, "smtp", session.peer.ip(), user, password)
             .await
             .map_err(|why| {
                 if why.starts_with("temporary") {

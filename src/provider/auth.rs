@@ -109,6 +109,7 @@ impl super::Provider {
     /// threads, logged without the password. Returns the mailbox address.
     pub async fn login(
         provider: &std::sync::Arc<super::Provider>,
+        protocol: &'static str,
         peer: IpAddr,
         user: &str,
         password: &str,
@@ -131,11 +132,11 @@ impl super::Provider {
         match &outcome {
             Ok(address) => {
                 provider.throttle.succeeded(peer, address);
-                tracing::info!(user = %address, %peer, "login");
+                tracing::info!(user = %address, %peer, protocol, "login");
             }
             Err(_) => {
                 provider.throttle.failed(peer, user);
-                tracing::warn!(user, %peer, "failed login");
+                tracing::warn!(user, %peer, protocol, "failed login");
             }
         }
         outcome
