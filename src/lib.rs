@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod pec;
 pub mod pop3;
 pub mod provider;
+pub mod registro;
 pub mod smime;
 pub mod smtp;
 pub mod store;

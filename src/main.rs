@@ -32,6 +32,9 @@ enum Command {
     /// The providers' index (indice dei gestori).
     #[command(subcommand)]
     Index(IndexCommand),
+    /// The registro dei log: search, timelines, kept receipts, export, checks, rotation.
+    #[command(subcommand)]
+    Log(pecbox::cli::log::LogCommand),
     /// Check PEC messages offline: signature, chain, kind and daticert.xml.
     Verify {
         /// Message files (.eml).
@@ -217,6 +220,7 @@ fn dispatch(config: Config, command: Command) -> i32 {
             manage::run(&config, AdminRequest::IndexImport { contents, anchors })
         }
         Command::Index(IndexCommand::List) => manage::run(&config, AdminRequest::IndexList),
+        Command::Log(log) => pecbox::cli::log::run(&config, log),
         Command::Verify { .. } => 2,
     }
 }

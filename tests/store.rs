@@ -588,7 +588,10 @@ fn transactions_and_open_filter() {
     let mut now_closed = open_two.clone();
     now_closed.recipients[0].consegna = Some(5);
     store.put_transaction(&now_closed).unwrap();
-    assert_eq!(store.open_transactions().unwrap(), [open_one.clone()]);
+    assert_eq!(
+        store.open_transactions().unwrap(),
+        std::slice::from_ref(&open_one)
+    );
     store.put_transaction(&open_two).unwrap();
     assert_eq!(store.open_transactions().unwrap().len(), 2);
 
@@ -746,10 +749,19 @@ fn flushed_data_survives_sigkill() {
         .unwrap();
     let mut child = KillOnDrop(child);
     let stdout = child.0.stdout.take().unwrap();
-    let uid: u32 = BufReader::new(stdout)
-        .lines()
-        .map(|l| l.unwrap())
-        .find_map(|l| l.strip_prefix("FLUSHED ").map(|u| u.parse().unwrap()))
+    // The harness prints "test durability_writer ... " on the same line, and a reader
+    // thread with a timeout keeps a stuck writer from hanging the suite.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let uid = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split_once("FLUSHED ")?.1.trim().parse::<u32>().ok());
+        let _ = tx.send(uid);
+    });
+    let uid = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the writer did not report in time")
         .expect("the writer exited before flushing");
     // Child::kill is SIGKILL on Unix: no destructor, no sled shutdown flush.
     child.0.kill().unwrap();

@@ -9,13 +9,18 @@ use crate::daemon::control;
 use crate::provider::admin::{self, AdminRequest, AdminResponse};
 use crate::store::Store;
 
+/// Runs `request` in the daemon, or on the store when no daemon runs.
+pub fn execute(config: &Config, request: AdminRequest) -> AdminResponse {
+    match control::request(&config.control_socket(), &request) {
+        Some(Ok(response)) => response,
+        Some(Err(e)) => AdminResponse::error(e),
+        None => direct(config, request),
+    }
+}
+
 /// Runs `request` and prints its answer; returns the process exit code.
 pub fn run(config: &Config, request: AdminRequest) -> i32 {
-    let response = match control::request(&config.control_socket(), &request) {
-        Some(Ok(response)) => response,
-        Some(Err(e)) => AdminResponse { ok: false, text: e },
-        None => direct(config, request),
-    };
+    let response = execute(config, request);
     if response.ok {
         print!("{}", response.text);
         0
@@ -28,23 +33,17 @@ pub fn run(config: &Config, request: AdminRequest) -> i32 {
 fn direct(config: &Config, request: AdminRequest) -> AdminResponse {
     let dir = config.store_dir();
     if !config.data_dir().exists() {
-        return AdminResponse {
-            ok: false,
-            text: format!(
-                "{} does not exist: run `pecbox init` (or `pecbox run`) first",
-                config.data_dir().display()
-            ),
-        };
+        return AdminResponse::error(format!(
+            "{} does not exist: run `pecbox init` (or `pecbox run`) first",
+            config.data_dir().display()
+        ));
     }
     match Store::open(&dir) {
         Ok(store) => admin::execute(&store, config, request),
-        Err(e) => AdminResponse {
-            ok: false,
-            text: format!(
-                "{e} (a pecbox daemon may hold the store without answering on {})",
-                config.control_socket().display()
-            ),
-        },
+        Err(e) => AdminResponse::error(format!(
+            "{e} (a pecbox daemon may hold the store without answering on {})",
+            config.control_socket().display()
+        )),
     }
 }
 

@@ -1,3 +1,4 @@
 //! User-facing commands: thin adapters over the library.
+pub mod log;
 pub mod manage;
 pub mod verify;

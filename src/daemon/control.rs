@@ -59,15 +59,9 @@ async fn session(stream: UnixStream, provider: Arc<Provider>) -> std::io::Result
             let p = provider.clone();
             tokio::task::spawn_blocking(move || admin::execute(&p.store, &p.config, request))
                 .await
-                .unwrap_or(AdminResponse {
-                    ok: false,
-                    text: "internal error".into(),
-                })
+                .unwrap_or(AdminResponse::error("internal error"))
         }
-        Err(e) => AdminResponse {
-            ok: false,
-            text: format!("bad request: {e}"),
-        },
+        Err(e) => AdminResponse::error(format!("bad request: {e}")),
     };
     let mut out = serde_json::to_string(&response).unwrap_or_default();
     out.push('\n');
@@ -84,6 +78,7 @@ fn request_name(request: &AdminRequest) -> &'static str {
         AdminRequest::MailboxPolicy { .. } => "mailbox policy",
         AdminRequest::IndexImport { .. } => "index import",
         AdminRequest::IndexList => "index list",
+        AdminRequest::Log(_) => "log",
     }
 }
 

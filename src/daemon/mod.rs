@@ -126,6 +126,10 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         provider.clone(),
         stop_rx.clone(),
     ));
+    tasks.spawn(crate::provider::registro_admin::maintain(
+        provider.clone(),
+        stop_rx.clone(),
+    ));
 
     for (what, addr) in &bound {
         println!("{what:<12} {addr}");

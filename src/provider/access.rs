@@ -2,10 +2,11 @@
 //! ricevuta di accettazione and the signed busta di trasporto, or the avviso di non
 //! accettazione with the reason.
 
-use super::writes::{by_domain, queue_entry, Write};
+use super::writes::{by_domain, message_id_of, queue_entry, Write};
 use super::{unix_now, CoreError, Provider};
 use crate::pec::messages;
 use crate::pec::original::{rewrite_message_id, Certified, OriginalHeaders};
+use crate::registro::{Event, EventKind};
 use crate::store::{TrackedRecipient, Transaction, INBOX, SENT};
 
 /// The outcome the SMTP adapter reports to the holder's client.
@@ -122,7 +123,7 @@ impl Provider {
                 let reason = checked
                     .err()
                     .unwrap_or_else(|| "messaggio non conforme allo standard RFC 5322".into());
-                return self.refuse(sender, certified, reason, time);
+                return self.refuse(sender, rcpt_to, certified, reason, time);
             }
         };
 
@@ -138,11 +139,29 @@ impl Provider {
         );
         let busta = self.sign(&busta)?;
 
+        let accettazione_id = message_id_of(&accettazione);
+        let accettazione = self.sign(&accettazione)?;
+        let event = |kind, outcome: &str| {
+            Event::new(kind, outcome)
+                .identificativo(&identificativo)
+                .sender(sender)
+                .recipients(rcpt_to)
+                .subject(&certified.oggetto)
+                .provider(&self.gestore.name)
+        };
         let mut writes = vec![
+            Write::Log(
+                event(EventKind::Accettazione, "ok").message_id(accettazione_id),
+                Some(accettazione.clone()),
+            ),
+            Write::Log(
+                event(EventKind::BustaEmessa, "queued").message_id(&identificativo),
+                None,
+            ),
             Write::Append {
                 address: sender.to_string(),
                 folder: INBOX.into(),
-                message: self.sign(&accettazione)?,
+                message: accettazione,
             },
             Write::Append {
                 address: sender.to_string(),
@@ -185,6 +204,7 @@ impl Provider {
     fn refuse(
         &self,
         sender: &str,
+        rcpt_to: &[String],
         mut certified: Certified,
         reason: String,
         time: crate::pec::timestamp::PecTime,
@@ -197,11 +217,23 @@ impl Provider {
             &self.new_id("rcpt")?,
             time,
         );
-        self.apply(&[Write::Append {
-            address: sender.to_string(),
-            folder: INBOX.into(),
-            message: self.sign(&notice)?,
-        }])?;
+        let notice_id = message_id_of(&notice);
+        let notice = self.sign(&notice)?;
+        let event = Event::new(EventKind::NonAccettazione, format!("refused: {reason}"))
+            .identificativo(&certified.identificativo)
+            .message_id(notice_id)
+            .sender(sender)
+            .recipients(rcpt_to)
+            .subject(&certified.oggetto)
+            .provider(&self.gestore.name);
+        self.apply(&[
+            Write::Log(event, Some(notice.clone())),
+            Write::Append {
+                address: sender.to_string(),
+                folder: INBOX.into(),
+                message: notice,
+            },
+        ])?;
         tracing::info!(sender, %reason, "submission refused: avviso di non accettazione");
         Ok(Submission::Refused { reason })
     }

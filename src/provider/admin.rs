@@ -2,11 +2,13 @@
 //! requests run in the daemon (arriving on control.sock) or, when no daemon runs, in the
 //! command itself on the store.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{generate_password, hash_password};
 use super::{index, unix_now};
 use crate::config::Config;
+use crate::registro::{Event, EventKind, Registro, RegistroError};
 use crate::store::{Mailbox, OrdinaryMailPolicy, Store};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +39,39 @@ pub enum AdminRequest {
         anchors: Vec<Vec<u8>>,
     },
     IndexList,
+    /// `pecbox log …`: the registro dei log.
+    Log(LogRequest),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "log", rename_all = "kebab-case")]
+pub enum LogRequest {
+    Search {
+        identificativo: Option<String>,
+        message_id: Option<String>,
+        sender: Option<String>,
+        recipient: Option<String>,
+        kind: Option<String>,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        limit: Option<usize>,
+        json: bool,
+    },
+    Show {
+        identificativo: String,
+        json: bool,
+    },
+    Receipt {
+        message_id: String,
+    },
+    Export {
+        month: String,
+    },
+    Verify,
+    Rotate {
+        /// An injected clock (tests); default now.
+        now: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,12 +79,73 @@ pub struct AdminResponse {
     pub ok: bool,
     /// What to print on stdout (ok) or stderr (error).
     pub text: String,
+    /// Bytes to write out (a receipt, an export), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+impl AdminResponse {
+    pub fn ok(text: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            text: text.into(),
+            data: None,
+        }
+    }
+
+    pub fn error(text: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            text: text.into(),
+            data: None,
+        }
+    }
 }
 
 pub fn execute(store: &Store, config: &Config, request: AdminRequest) -> AdminResponse {
-    match run(store, config, request) {
-        Ok(text) => AdminResponse { ok: true, text },
-        Err(text) => AdminResponse { ok: false, text },
+    let action = describe(&request);
+    if let AdminRequest::Log(log) = request {
+        return super::registro_admin::execute(store, config, log);
+    }
+    let response = match run(store, config, request) {
+        Ok(text) => AdminResponse::ok(text),
+        Err(text) => AdminResponse::error(text),
+    };
+    if !matches!(action.as_str(), "mailbox list" | "index list") {
+        let outcome = if response.ok {
+            "ok".to_string()
+        } else {
+            format!("failed: {}", response.text.trim_end())
+        };
+        let event = Event::new(EventKind::Amministrazione, outcome)
+            .provider(&config.provider.name)
+            .detail(action);
+        let logged =
+            Registro::open(store.raw_db()).and_then(|r| r.append(&event, chrono::Utc::now(), None));
+        if let Err(e) = logged.and_then(|_| {
+            store
+                .flush()
+                .map_err(|e| RegistroError::Storage(e.to_string()))
+        }) {
+            tracing::error!("the registro dei log could not record an administrative action: {e}");
+        }
+    }
+    response
+}
+
+/// What an administrative request does, without secrets.
+fn describe(request: &AdminRequest) -> String {
+    match request {
+        AdminRequest::MailboxAdd { address, .. } => format!("mailbox add {address}"),
+        AdminRequest::MailboxList => "mailbox list".into(),
+        AdminRequest::MailboxPasswd { address, .. } => format!("mailbox passwd {address}"),
+        AdminRequest::MailboxRemove { address } => format!("mailbox remove {address}"),
+        AdminRequest::MailboxPolicy { address, policy } => {
+            format!("mailbox policy {address} {policy:?}")
+        }
+        AdminRequest::IndexImport { .. } => "index import".into(),
+        AdminRequest::IndexList => "index list".into(),
+        AdminRequest::Log(_) => "log".into(),
     }
 }
 
@@ -155,6 +251,7 @@ fn run(store: &Store, config: &Config, request: AdminRequest) -> Result<String, 
             store.flush().map_err(e)?;
             Ok(out)
         }
+        AdminRequest::Log(_) => Err("log requests are handled apart".into()),
         AdminRequest::IndexList => {
             let mut out = String::new();
             for p in store.providers().map_err(e)? {

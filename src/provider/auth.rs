@@ -129,6 +129,21 @@ impl super::Provider {
         })
         .await
         .unwrap_or_else(|_| Err("temporary failure".into()));
+        let event = crate::registro::Event::new(
+            crate::registro::EventKind::Login,
+            if outcome.is_ok() { "ok" } else { "failed" },
+        )
+        .sender(user.trim().to_ascii_lowercase())
+        .provider(&provider.gestore.name)
+        .detail(format!("{protocol} from {peer}"));
+        let p = provider.clone();
+        let logged = tokio::task::spawn_blocking(move || {
+            p.registro.append(&event, chrono::Utc::now(), None)
+        })
+        .await;
+        if !matches!(logged, Ok(Ok(_))) {
+            tracing::error!("the registro dei log could not record a login");
+        }
         match &outcome {
             Ok(address) => {
                 provider.throttle.succeeded(peer, address);

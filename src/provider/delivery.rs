@@ -3,13 +3,14 @@
 //! requested; Cc recipients get sintetica) goes back to the sender; a recipient that
 //! cannot receive gets an avviso di mancata consegna instead.
 
-use super::writes::{by_domain, queue_entry, Write};
+use super::writes::{by_domain, message_id_of, queue_entry, Write};
 use super::{CoreError, Provider};
 use crate::pec::classify::Classification;
 use crate::pec::daticert::{Errore, TipoRicevuta};
 use crate::pec::messages::{self, tipo_ricevuta_for};
 use crate::pec::original::{Certified, OriginalHeaders};
 use crate::pec::timestamp::PecTime;
+use crate::registro::{Event, EventKind};
 use crate::store::INBOX;
 
 /// Why a recipient cannot receive.
@@ -51,7 +52,24 @@ impl Provider {
                 }
                 Some(why) => self.mancata_consegna(certified, rcpt, why, time)?,
             };
-            receipts.push((rcpt.clone(), self.sign(&receipt)?));
+            let receipt_id = message_id_of(&receipt);
+            let kind = if receipt.kind == crate::pec::kind::MessageKind::MancataConsegna {
+                EventKind::MancataConsegnaEmessa
+            } else {
+                EventKind::ConsegnaEmessa
+            };
+            let signed = self.sign(&receipt)?;
+            writes.push(Write::Log(
+                Event::new(kind, receipt.kind.code())
+                    .identificativo(&certified.identificativo)
+                    .message_id(receipt_id)
+                    .sender(&certified.mittente)
+                    .recipients(std::slice::from_ref(rcpt))
+                    .subject(&certified.oggetto)
+                    .provider(&self.gestore.name),
+                Some(signed.clone()),
+            ));
+            receipts.push((rcpt.clone(), signed));
         }
         // One receipt per recipient, to the reverse path of the busta (pec-rules §2.2).
         for (rcpt, receipt) in receipts {

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod index;
 pub mod outbound;
 pub mod reception;
+pub mod registro_admin;
 pub mod timeouts;
 mod writes;
 
@@ -33,6 +34,8 @@ pub enum CoreError {
     Signing(String),
     #[error("{0}")]
     Identity(#[from] identity::IdentityError),
+    #[error(transparent)]
+    Registro(#[from] crate::registro::RegistroError),
 }
 
 /// One running provider: its configuration, identity and store.
@@ -46,6 +49,7 @@ pub struct Provider {
     pub queue_wakeup: tokio::sync::Notify,
     pub client_tls: Arc<rustls::ClientConfig>,
     pub resolver: crate::smtp::DnsResolver,
+    pub registro: crate::registro::Registro,
 }
 
 impl Provider {
@@ -75,13 +79,14 @@ impl Provider {
         };
         let provider = Self {
             config,
-            store,
             identity,
             gestore,
             throttle: auth::Throttle::default(),
             queue_wakeup: tokio::sync::Notify::new(),
             client_tls,
             resolver: crate::smtp::DnsResolver::new(),
+            registro: crate::registro::Registro::open(store.raw_db())?,
+            store,
         };
         provider.store.put_provider(&provider.own_index_entry())?;
         provider.ensure_service_mailbox()?;

@@ -16,6 +16,7 @@ use super::{unix_now, CoreError, Provider};
 use crate::pec::daticert::Errore;
 use crate::pec::messages;
 use crate::pec::original::{Certified, OriginalHeaders};
+use crate::registro::{Event, EventKind};
 use crate::smtp::{self, Envelope};
 use crate::store::{QueueEntry, RecipientState, INBOX};
 
@@ -98,6 +99,27 @@ async fn attempt(provider: &Arc<Provider>, mut entry: QueueEntry) -> Result<(), 
     entry.attempts += 1;
     let mut writes = Vec::new();
     let mut newly_failed = Vec::new();
+    let identificativo = entry
+        .label
+        .rsplit(' ')
+        .find(|w| w.contains('@') && !w.contains(' '))
+        .filter(|_| !entry.label.starts_with("forward"))
+        .map(str::to_string);
+    for (address, outcome) in &outcomes {
+        let (state, reply) = match outcome {
+            Outcome::Delivered(r) => ("delivered", r),
+            Outcome::Failed(r) => ("failed", r),
+            Outcome::Retry(r) => ("retry", r),
+        };
+        let mut event = Event::new(EventKind::Inoltro, format!("{state}: {reply}"))
+            .sender(&entry.mail_from)
+            .recipients(std::slice::from_ref(address))
+            .detail(format!("{} via {}", entry.label, entry.domain));
+        if let Some(id) = &identificativo {
+            event = event.identificativo(id);
+        }
+        writes.push(Write::Log(event, None));
+    }
     for (address, outcome) in outcomes {
         let Some(r) = entry
             .recipients
@@ -331,11 +353,23 @@ fn failure_notice(
         &provider.new_id("rcpt")?,
         provider.now(),
     );
+    let notice_id = super::writes::message_id_of(&notice);
+    let notice = provider.sign(&notice)?;
     Ok(vec![
+        Write::Log(
+            Event::new(EventKind::MancataConsegnaEmessa, reply)
+                .identificativo(identificativo)
+                .message_id(notice_id)
+                .sender(&tx.sender)
+                .recipients(&[address.to_string()])
+                .subject(&tx.subject)
+                .provider(&provider.gestore.name),
+            Some(notice.clone()),
+        ),
         Write::Append {
             address: tx.sender.clone(),
             folder: INBOX.into(),
-            message: provider.sign(&notice)?,
+            message: notice,
         },
         Write::Track {
             identificativo: identificativo.to_string(),

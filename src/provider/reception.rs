@@ -7,12 +7,13 @@
 
 use ring::digest;
 
-use super::writes::{by_domain, queue_entry, Applied, Tracked, Write};
+use super::writes::{by_domain, message_id_of, queue_entry, Applied, Tracked, Write};
 use super::{CoreError, Provider};
 use crate::pec::classify::{classify, Class, Classification};
 use crate::pec::kind::MessageKind;
 use crate::pec::messages;
 use crate::pec::original::{field_name, field_value, find_header_end, header_fields, Certified};
+use crate::registro::{Event, EventKind};
 use crate::smime::{self, SmimeError, VerifyOptions};
 use crate::store::{OrdinaryMailPolicy, ProviderEntry, INBOX};
 
@@ -106,8 +107,8 @@ impl Provider {
             (Origin::Provider(_), Class::Pec(MessageKind::BustaAnomalia)) => {
                 self.deliver_unchanged(rcpt_to, message, &mut writes)?
             }
-            (Origin::Provider(_), Class::Pec(kind)) => {
-                self.receipt_received(*kind, rcpt_to, message, &class, &mut writes)?
+            (Origin::Provider(entry), Class::Pec(kind)) => {
+                self.receipt_received(*kind, &entry.name, rcpt_to, message, &class, &mut writes)?
             }
             (Origin::Provider(entry), _) => self.anomalia(
                 rcpt_to,
@@ -123,7 +124,18 @@ impl Provider {
             }
             (_, Class::Ordinary) => self.ordinary(rcpt_to, message, &mut writes)?,
         };
-        if outcome != Inbound::Accepted {
+        if let Inbound::Refused { code, text, .. } = &outcome {
+            let mut event =
+                Event::new(EventKind::PostaOrdinariaRifiutata, format!("{code} {text}"))
+                    .sender(mail_from)
+                    .recipients(rcpt_to);
+            if let Some(id) = &class.message_id {
+                event = event.message_id(id);
+            }
+            if let Some(subject) = &class.subject {
+                event = event.subject(subject);
+            }
+            self.apply(&[Write::Log(event, None)])?;
             return Ok(outcome);
         }
         if self.apply(&writes)? == Applied::AlreadyProcessed {
@@ -161,7 +173,26 @@ impl Provider {
             &self.new_id("rcpt")?,
             time,
         );
+        let presa_id = message_id_of(&presa);
         let presa = self.sign(&presa)?;
+        let event = |kind, outcome: &str| {
+            Event::new(kind, outcome)
+                .identificativo(&certified.identificativo)
+                .sender(&certified.mittente)
+                .recipients(rcpt_to)
+                .subject(&certified.oggetto)
+                .provider(&entry.name)
+        };
+        writes.push(Write::Log(
+            event(EventKind::BustaRicevuta, "ok").message_id(&certified.identificativo),
+            None,
+        ));
+        writes.push(Write::Log(
+            event(EventKind::PresaInCaricoEmessa, "queued")
+                .message_id(presa_id)
+                .detail(format!("to {}", entry.mail_receipt)),
+            Some(presa.clone()),
+        ));
         for (domain, rcpts) in by_domain(std::slice::from_ref(&entry.mail_receipt)) {
             writes.push(Write::Enqueue {
                 entry: queue_entry(
@@ -186,6 +217,7 @@ impl Provider {
     fn receipt_received(
         &self,
         kind: MessageKind,
+        provider: &str,
         rcpt_to: &[String],
         message: &[u8],
         class: &Classification,
@@ -214,10 +246,21 @@ impl Provider {
                         &self.new_id("rcpt")?,
                         self.now(),
                     );
+                    let notice_id = message_id_of(&notice);
+                    let notice = self.sign(&notice)?;
+                    writes.push(Write::Log(
+                        Event::new(EventKind::MancataConsegnaEmessa, "virus")
+                            .identificativo(&id)
+                            .message_id(notice_id)
+                            .sender(&tx.sender)
+                            .recipients(std::slice::from_ref(rcpt))
+                            .subject(&tx.subject),
+                        Some(notice.clone()),
+                    ));
                     writes.push(Write::Append {
                         address: tx.sender.clone(),
                         folder: INBOX.into(),
-                        message: self.sign(&notice)?,
+                        message: notice,
                     });
                     writes.push(Write::Track {
                         identificativo: id,
@@ -247,6 +290,35 @@ impl Provider {
             }
             _ => {}
         }
+        let kind_logged = match kind {
+            MessageKind::PresaInCarico => EventKind::PresaInCaricoRicevuta,
+            MessageKind::AvvenutaConsegna(_) => EventKind::ConsegnaRicevuta,
+            MessageKind::MancataConsegna
+            | MessageKind::MancataConsegnaVirus
+            | MessageKind::SuperamentoTempoMassimo(_) => EventKind::MancataConsegnaRicevuta,
+            MessageKind::RilevazioneVirus => EventKind::RilevazioneVirusRicevuta,
+            _ => EventKind::Anomalia,
+        };
+        let mut event = Event::new(kind_logged, format!("received: {}", kind.code()))
+            .recipients(rcpt_to)
+            .provider(provider);
+        if let Some(d) = daticert {
+            event = event
+                .identificativo(&d.identificativo)
+                .sender(&d.mittente)
+                .subject(d.oggetto.clone().unwrap_or_default());
+            let concerned: Vec<String> = d
+                .consegna
+                .iter()
+                .cloned()
+                .chain(d.ricezione.iter().cloned())
+                .collect();
+            event = event.detail(format!("per {}", concerned.join(", ")));
+        }
+        if let Some(id) = &class.message_id {
+            event = event.message_id(id);
+        }
+        writes.push(Write::Log(event, None));
         // Receipts for holders go to their mailbox; the service mailbox keeps the rest.
         for rcpt in rcpt_to {
             let target = match self.store.mailbox(rcpt)? {
@@ -299,7 +371,15 @@ impl Provider {
             &self.new_id("anomalia")?,
             self.now(),
         );
+        let wrapped_id = message_id_of(&wrapped);
         let wrapped = self.sign(&wrapped)?;
+        writes.push(Write::Log(
+            Event::new(EventKind::Anomalia, reason)
+                .message_id(wrapped_id)
+                .recipients(rcpt_to)
+                .detail("busta di anomalia"),
+            Some(wrapped.clone()),
+        ));
         for rcpt in rcpt_to {
             writes.push(Write::Append {
                 address: rcpt.clone(),

@@ -13,6 +13,7 @@ use super::{unix_now, CoreError, Provider};
 use crate::pec::kind::TimeoutStage;
 use crate::pec::messages;
 use crate::pec::original::Certified;
+use crate::registro::{Event, EventKind};
 use crate::store::{Transaction, INBOX};
 
 pub async fn run(provider: Arc<Provider>, mut shutdown: watch::Receiver<bool>) {
@@ -61,7 +62,7 @@ impl Provider {
                     None
                 };
                 if let Some((stage, tracked)) = stage {
-                    writes.push(self.timeout_notice(&tx, &r.address, stage)?);
+                    writes.extend(self.timeout_notice(&tx, &r.address, stage)?);
                     writes.push(Write::Track {
                         identificativo: tx.identificativo.clone(),
                         address: r.address.clone(),
@@ -82,7 +83,7 @@ impl Provider {
         tx: &Transaction,
         recipient: &str,
         stage: TimeoutStage,
-    ) -> Result<Write, CoreError> {
+    ) -> Result<Vec<Write>, CoreError> {
         let certified = Certified {
             mittente: tx.sender.clone(),
             destinatari: tx
@@ -110,10 +111,29 @@ impl Provider {
             &self.new_id("rcpt")?,
             self.now(),
         );
-        Ok(Write::Append {
-            address: tx.sender.clone(),
-            folder: INBOX.into(),
-            message: self.sign(&notice)?,
-        })
+        let notice_id = super::writes::message_id_of(&notice);
+        let notice = self.sign(&notice)?;
+        let kind = if stage == TimeoutStage::Preavviso12h {
+            EventKind::Preavviso12h
+        } else {
+            EventKind::Avviso24h
+        };
+        Ok(vec![
+            Write::Log(
+                Event::new(kind, "notice issued")
+                    .identificativo(&tx.identificativo)
+                    .message_id(notice_id)
+                    .sender(&tx.sender)
+                    .recipients(&[recipient.to_string()])
+                    .subject(&tx.subject)
+                    .provider(&self.gestore.name),
+                Some(notice.clone()),
+            ),
+            Write::Append {
+                address: tx.sender.clone(),
+                folder: INBOX.into(),
+                message: notice,
+            },
+        ])
     }
 }

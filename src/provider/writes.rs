@@ -2,6 +2,7 @@
 //! and made durable before the step reports success.
 
 use super::{unix_now, CoreError, Provider};
+use crate::registro::{self, Event};
 use crate::store::{QueueEntry, QueuedRecipient, RecipientState, Transaction};
 
 pub(crate) enum Write {
@@ -24,6 +25,8 @@ pub(crate) enum Write {
     },
     Dequeue(u64),
     UpdateQueue(QueueEntry),
+    /// A record of the registro dei log, with a copy of the message it emitted.
+    Log(Event, Option<Vec<u8>>),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +47,17 @@ pub(crate) enum Applied {
 impl Provider {
     pub(crate) fn apply(&self, writes: &[Write]) -> Result<Applied, CoreError> {
         let now = unix_now();
-        let applied = self.store.atomically(|t| {
+        let instant = chrono::Utc::now();
+        let log_trees = self.registro.trees_for(instant)?;
+        // Compressing outside the transaction: its closure may run more than once.
+        let receipts: Vec<Option<Vec<u8>>> = writes
+            .iter()
+            .map(|w| match w {
+                Write::Log(_, Some(bytes)) => Some(registro::compress(bytes)),
+                _ => None,
+            })
+            .collect();
+        let applied = self.store.atomically_with(&log_trees, |t, log| {
             for w in writes {
                 if let Write::Claim(key) = w {
                     if !t.claim(key)? {
@@ -52,9 +65,13 @@ impl Provider {
                     }
                 }
             }
-            for w in writes {
+            for (w, receipt) in writes.iter().zip(&receipts) {
                 match w {
                     Write::Claim(_) => {}
+                    Write::Log(event, _) => {
+                        registro::append_in(&log[0], &log[1], event, instant, receipt.as_deref())
+                            .map_err(|e| t.absorb(e))?;
+                    }
                     Write::Append {
                         address,
                         folder,
@@ -145,4 +162,15 @@ pub(crate) fn by_domain(addresses: &[String]) -> Vec<(String, Vec<String>)> {
         }
     }
     groups
+}
+
+/// The Message-ID of a generated message, without brackets.
+pub(crate) fn message_id_of(message: &crate::pec::messages::UnsignedMessage) -> String {
+    message
+        .header("Message-ID")
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
 }

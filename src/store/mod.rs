@@ -13,14 +13,18 @@
 use serde::{Deserialize, Serialize};
 
 mod claims;
+mod events;
 mod folders;
 mod index;
 mod keys;
 mod kv;
+mod logged;
 mod mailboxes;
 mod messages;
 mod queue;
 mod transactions;
+
+pub use events::{MessageChange, StoreEvent};
 
 /// A PEC mailbox (casella) of a managed domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +190,7 @@ pub const SENT: &str = "Sent";
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    events: std::sync::Arc<events::Hub>,
 }
 
 /// The operations of [`Store`] that may run inside [`Store::atomically`]: all or none
@@ -202,7 +207,10 @@ impl Store {
     /// Opens (creating) the database in `dir`.
     pub fn open(dir: &std::path::Path) -> Result<Self, StoreError> {
         let db = sled::open(dir).map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            events: Default::default(),
+        })
     }
 
     /// Makes everything written so far durable (fsync).

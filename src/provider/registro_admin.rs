@@ -1,0 +1,230 @@
+//! `pecbox log …` over the registro dei log: search, a transaction's timeline, a kept
+//! receipt, a month's export, the chain check and rotation.
+
+use base64::Engine;
+use chrono::Utc;
+
+use super::admin::{AdminResponse, LogRequest};
+use super::identity;
+use crate::config::Config;
+use crate::registro::{self, EventKind, Query, Record, Registro};
+use crate::store::Store;
+
+pub fn execute(store: &Store, config: &Config, request: LogRequest) -> AdminResponse {
+    match run(store, config, request) {
+        Ok(response) => response,
+        Err(e) => AdminResponse::error(e),
+    }
+}
+
+fn run(store: &Store, config: &Config, request: LogRequest) -> Result<AdminResponse, String> {
+    let registro = Registro::open(store.raw_db()).map_err(|e| e.to_string())?;
+    match request {
+        LogRequest::Search {
+            identificativo,
+            message_id,
+            sender,
+            recipient,
+            kind,
+            since,
+            until,
+            limit,
+            json,
+        } => {
+            let kind = match kind {
+                Some(k) => Some(EventKind::parse(&k).ok_or_else(|| {
+                    format!(
+                        "unknown kind {k}; one of: {}",
+                        registro::ALL_KINDS.map(|k| k.as_str()).join(", ")
+                    )
+                })?),
+                None => None,
+            };
+            let query = Query {
+                identificativo,
+                message_id,
+                sender,
+                recipient,
+                kind,
+                since,
+                until,
+                limit,
+            };
+            let records = registro.search(&query).map_err(|e| e.to_string())?;
+            Ok(AdminResponse::ok(render(&records, json, false)))
+        }
+        LogRequest::Show {
+            identificativo,
+            json,
+        } => {
+            let records = registro
+                .timeline(&identificativo)
+                .map_err(|e| e.to_string())?;
+            if records.is_empty() {
+                return Err(format!("no transaction {identificativo} in the registro"));
+            }
+            let mut text = String::new();
+            if !json {
+                text.push_str(&format!("Transazione {identificativo}\n"));
+            }
+            text.push_str(&render(&records, json, true));
+            Ok(AdminResponse::ok(text))
+        }
+        LogRequest::Receipt { message_id } => {
+            match registro.receipt(&message_id).map_err(|e| e.to_string())? {
+                Some(bytes) => Ok(AdminResponse {
+                    ok: true,
+                    text: String::new(),
+                    data: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                }),
+                None => Err(format!(
+                    "no receipt with Message-ID {message_id} is kept (search with `pecbox log search --message-id`)"
+                )),
+            }
+        }
+        LogRequest::Export { month } => {
+            let id = identity::load(config).map_err(|e| e.to_string())?;
+            let bytes = registro
+                .export(&month, &id.signer, &config.provider.name)
+                .map_err(|e| e.to_string())?;
+            Ok(AdminResponse {
+                ok: true,
+                text: String::new(),
+                data: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            })
+        }
+        LogRequest::Verify => {
+            let anchors = own_anchors(config);
+            let report = registro
+                .verify(&anchors, &|_| {})
+                .map_err(|e| e.to_string())?;
+            Ok(verdict(&report))
+        }
+        LogRequest::Rotate { now } => {
+            let id = identity::load(config).map_err(|e| e.to_string())?;
+            let now = now.unwrap_or_else(Utc::now);
+            let dropped = registro
+                .rotate(
+                    now,
+                    config.retention.months,
+                    &id.signer,
+                    &config.provider.name,
+                    &|_| {},
+                )
+                .map_err(|e| e.to_string())?;
+            store.flush().map_err(|e| e.to_string())?;
+            Ok(AdminResponse::ok(if dropped.is_empty() {
+                format!(
+                    "nothing to rotate: every month is within {} months\n",
+                    config.retention.months
+                )
+            } else {
+                format!("dropped months: {}\n", dropped.join(", "))
+            }))
+        }
+    }
+}
+
+/// The provider's own CA: checkpoints must be signed under it.
+pub fn own_anchors(config: &Config) -> Vec<Vec<u8>> {
+    std::fs::read_to_string(config.ca_cert_path())
+        .ok()
+        .and_then(|pem| crate::smime::pem_certificates(&pem).ok())
+        .unwrap_or_default()
+}
+
+pub fn verdict(report: &registro::VerifyReport) -> AdminResponse {
+    match &report.broken {
+        None => AdminResponse::ok(format!(
+            "registro intact: {} records in {} months, {} signed checkpoints{}\n",
+            report.records,
+            report.months.len(),
+            report.checkpoints,
+            report
+                .signer
+                .as_ref()
+                .map(|s| format!(" (signed by {s})"))
+                .unwrap_or_default()
+        )),
+        Some((seq, why)) => AdminResponse::error(format!("registro broken at record {seq}: {why}")),
+    }
+}
+
+fn render(records: &[Record], json: bool, timeline: bool) -> String {
+    let mut out = String::new();
+    for r in records {
+        if json {
+            out.push_str(&serde_json::to_string(r).unwrap_or_default());
+            out.push('\n');
+            continue;
+        }
+        let kind = r.event.kind.map_or("?", |k| k.as_str());
+        let rcpts = if r.event.recipients.is_empty() {
+            String::new()
+        } else {
+            format!(" → {}", r.event.recipients.join(", "))
+        };
+        let sender = r.event.sender.as_deref().unwrap_or("");
+        let detail = r
+            .event
+            .detail
+            .as_ref()
+            .map(|d| format!(" [{d}]"))
+            .unwrap_or_default();
+        let receipt = match (&r.event.message_id, r.receipt) {
+            (Some(id), true) => format!(" (ricevuta {id})"),
+            _ => String::new(),
+        };
+        if timeline {
+            out.push_str(&format!(
+                "  {:>8}  {}  {:<26} {}{rcpts}{detail}{receipt}\n",
+                r.seq, r.time, kind, r.event.outcome
+            ));
+        } else {
+            out.push_str(&format!(
+                "{:>8}  {}  {:<26} {}  {sender}{rcpts}  {}{detail}{receipt}\n",
+                r.seq,
+                r.time,
+                kind,
+                r.event.identificativo.as_deref().unwrap_or("-"),
+                r.event.outcome
+            ));
+        }
+    }
+    out
+}
+
+/// Daily (and at start): seal the closed months and drop those beyond retention.
+pub async fn maintain(
+    provider: std::sync::Arc<super::Provider>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let p = provider.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            p.registro.rotate(
+                Utc::now(),
+                p.config.retention.months,
+                &p.identity.signer,
+                &p.config.provider.name,
+                &|month| tracing::info!(month, "registro: dropping a month beyond retention"),
+            )
+        })
+        .await;
+        match done {
+            Ok(Ok(dropped)) if !dropped.is_empty() => {
+                tracing::info!(months = ?dropped, "registro rotated")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("registro maintenance failed: {e}"),
+            Err(e) => tracing::error!("registro maintenance crashed: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+}

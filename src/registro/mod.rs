@@ -1,0 +1,984 @@
+//! Registro dei log (pec-rules §1.3; DPR 68/2005: 30 months): every event of the
+//! provider, hash-chained, one sled tree per month, each closed month sealed by a
+//! checkpoint signed with the provider's key. Receipts and notices the provider emitted
+//! are kept compressed beside the events, so a lost receipt can be reproduced.
+//!
+//! Keys of a month tree `registro-YYYY-MM`: `r` + seq → record; `x` + field + value +
+//! 0 + seq → index entry; `c` + message-id → the compressed receipt. The `registro`
+//! tree holds the chain head and the checkpoints, which outlive rotation.
+
+mod event;
+
+pub use event::{Event, EventKind, ALL as ALL_KINDS};
+
+use std::io::{Read, Write};
+
+use base64::Engine;
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use ring::digest;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+    UnabortableTransactionError,
+};
+
+use crate::pec::timestamp::PecTime;
+
+const META_TREE: &str = "registro";
+const MONTH_PREFIX: &str = "registro-";
+const HEAD: &[u8] = b"head";
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistroError {
+    #[error("registro storage: {0}")]
+    Storage(String),
+    #[error("corrupt registro data: {0}")]
+    Corrupt(String),
+    #[error("signing a checkpoint: {0}")]
+    Signing(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<sled::Error> for RegistroError {
+    fn from(e: sled::Error) -> Self {
+        Self::Storage(e.to_string())
+    }
+}
+
+/// One record of the registro.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    /// RFC 3339 in Italian legal time.
+    pub time: String,
+    #[serde(flatten)]
+    pub event: Event,
+    /// A copy of the message this event emitted is kept (`pecbox log receipt`).
+    #[serde(default)]
+    pub receipt: bool,
+    /// Hash of the previous record (hex SHA-256).
+    pub prev: String,
+    /// SHA-256 over `prev` and everything above.
+    pub hash: String,
+}
+
+/// The part of a record the hash covers, in a fixed field order.
+#[derive(Serialize)]
+struct Hashed<'a> {
+    seq: u64,
+    time: &'a str,
+    #[serde(flatten)]
+    event: &'a Event,
+    receipt: bool,
+}
+
+impl Record {
+    fn compute_hash(&self) -> String {
+        let body = serde_json::to_vec(&Hashed {
+            seq: self.seq,
+            time: &self.time,
+            event: &self.event,
+            receipt: self.receipt,
+        })
+        .unwrap_or_default();
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(self.prev.as_bytes());
+        ctx.update(&body);
+        hex(ctx.finish().as_ref())
+    }
+
+    pub fn utc(&self) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(&self.time)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Head {
+    seq: u64,
+    #[serde(with = "hex_array")]
+    hash: [u8; 32],
+}
+
+mod hex_array {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::hex(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        if text.len() != 64 {
+            return Err(serde::de::Error::custom("bad hash length"));
+        }
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+                .map_err(serde::de::Error::custom)?;
+        }
+        Ok(out)
+    }
+}
+
+/// The seal of a closed month: its last record and hash, signed by the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub month: String,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub count: u64,
+    /// Hash of the record before the month (the chain link into it).
+    pub prev_hash: String,
+    pub last_hash: String,
+    pub provider: String,
+    pub created: String,
+    /// Base64 DER CMS (detached) over the JSON of the fields above.
+    #[serde(default)]
+    pub signature: String,
+}
+
+#[derive(Serialize)]
+struct CheckpointBody<'a> {
+    month: &'a str,
+    first_seq: u64,
+    last_seq: u64,
+    count: u64,
+    prev_hash: &'a str,
+    last_hash: &'a str,
+    provider: &'a str,
+    created: &'a str,
+}
+
+impl Checkpoint {
+    fn signed_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&CheckpointBody {
+            month: &self.month,
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+            count: self.count,
+            prev_hash: &self.prev_hash,
+            last_hash: &self.last_hash,
+            provider: &self.provider,
+            created: &self.created,
+        })
+        .unwrap_or_default()
+    }
+
+    fn sign(&mut self, signer: &crate::smime::Signer) -> Result<(), RegistroError> {
+        let der = signer
+            .sign_detached(&self.signed_bytes(), Utc::now())
+            .map_err(|e| RegistroError::Signing(e.to_string()))?;
+        self.signature = base64::engine::general_purpose::STANDARD.encode(der);
+        Ok(())
+    }
+
+    /// Checks the signature (and, with anchors, who made it). Returns the signer.
+    pub fn verify(&self, anchors: &[Vec<u8>]) -> Result<String, String> {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&self.signature)
+            .map_err(|_| format!("checkpoint {}: signature is not base64", self.month))?;
+        let options = crate::smime::VerifyOptions {
+            anchors: anchors.to_vec(),
+            at: None,
+        };
+        let v = crate::smime::verify_detached(&self.signed_bytes(), &der, &options)
+            .map_err(|e| format!("checkpoint {}: {e}", self.month))?;
+        if let Err(e) = &v.integrity {
+            return Err(format!(
+                "checkpoint {}: signature does not match: {e}",
+                self.month
+            ));
+        }
+        if !anchors.is_empty() && !v.is_valid() {
+            return Err(format!(
+                "checkpoint {}: {}",
+                self.month,
+                v.problems().join("; ")
+            ));
+        }
+        Ok(v.signer.map(|s| s.subject).unwrap_or_default())
+    }
+}
+
+/// What to look for; every given field must match.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub identificativo: Option<String>,
+    pub message_id: Option<String>,
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    pub kind: Option<EventKind>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+}
+
+/// The result of a chain check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    pub records: u64,
+    pub months: Vec<String>,
+    pub checkpoints: u64,
+    /// The first problem: sequence number and what is wrong.
+    pub broken: Option<(u64, String)>,
+    pub signer: Option<String>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+/// The registro inside the store's database.
+#[derive(Clone)]
+pub struct Registro {
+    db: sled::Db,
+    meta: sled::Tree,
+}
+
+/// `YYYY-MM` of an instant, in Italian legal time (months are the holder's months).
+pub fn month_of(t: DateTime<Utc>) -> String {
+    let local = PecTime::italian(t).datetime();
+    format!("{:04}-{:02}", local.year(), local.month())
+}
+
+/// The month `n` months before `month` (`YYYY-MM`).
+pub fn month_minus(month: &str, n: u32) -> Option<String> {
+    let (y, m) = month.split_once('-')?;
+    let (y, m): (i64, i64) = (y.parse().ok()?, m.parse().ok()?);
+    let index = y * 12 + (m - 1) - i64::from(n);
+    Some(format!(
+        "{:04}-{:02}",
+        index.div_euclid(12),
+        index.rem_euclid(12) + 1
+    ))
+}
+
+fn index_key(field: u8, value: &str, seq: u64) -> Vec<u8> {
+    let mut k = vec![b'x', field];
+    k.extend_from_slice(value.to_ascii_lowercase().as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn index_prefix(field: u8, value: &str) -> Vec<u8> {
+    let mut k = vec![b'x', field];
+    k.extend_from_slice(value.to_ascii_lowercase().as_bytes());
+    k.push(0);
+    k
+}
+
+fn record_key(seq: u64) -> Vec<u8> {
+    let mut k = vec![b'r'];
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn receipt_key(message_id: &str) -> Vec<u8> {
+    let id = message_id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    let mut k = vec![b'c'];
+    k.extend_from_slice(id.to_ascii_lowercase().as_bytes());
+    k
+}
+
+fn index_entries(r: &Record) -> Vec<Vec<u8>> {
+    let e = &r.event;
+    let mut keys = Vec::new();
+    if let Some(v) = &e.identificativo {
+        keys.push(index_key(b'i', v, r.seq));
+    }
+    if let Some(v) = &e.message_id {
+        keys.push(index_key(
+            b'm',
+            v.trim_start_matches('<').trim_end_matches('>'),
+            r.seq,
+        ));
+    }
+    if let Some(v) = &e.sender {
+        keys.push(index_key(b's', v, r.seq));
+    }
+    for v in &e.recipients {
+        keys.push(index_key(b't', v, r.seq));
+    }
+    if let Some(k) = e.kind {
+        keys.push(index_key(b'k', k.as_str(), r.seq));
+    }
+    keys
+}
+
+pub fn compress(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}
+
+pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, RegistroError> {
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| RegistroError::Corrupt(format!("stored receipt: {e}")))?;
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+type TxResult<T> = Result<T, UnabortableTransactionError>;
+
+/// Appends inside a transaction over the meta tree and the month tree (see
+/// [`Registro::trees_for`]). `receipt` is the already compressed copy to keep.
+pub fn append_in(
+    meta: &TransactionalTree,
+    month: &TransactionalTree,
+    event: &Event,
+    time: DateTime<Utc>,
+    receipt: Option<&[u8]>,
+) -> TxResult<u64> {
+    let head = meta
+        .get(HEAD)?
+        .and_then(|v| serde_json::from_slice::<Head>(&v).ok());
+    let (seq, prev) = match head {
+        Some(h) => (h.seq + 1, hex(&h.hash)),
+        None => (1, GENESIS.to_string()),
+    };
+    let mut record = Record {
+        seq,
+        time: PecTime::italian(time).datetime().to_rfc3339(),
+        event: event.clone(),
+        receipt: receipt.is_some() && event.message_id.is_some(),
+        prev,
+        hash: String::new(),
+    };
+    record.hash = record.compute_hash();
+    let mut hash = [0u8; 32];
+    for (i, b) in hash.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&record.hash[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    let value = serde_json::to_vec(&record).unwrap_or_default();
+    month.insert(record_key(seq), value)?;
+    for key in index_entries(&record) {
+        month.insert(key, &[] as &[u8])?;
+    }
+    if let (Some(bytes), Some(id)) = (receipt, &event.message_id) {
+        month.insert(receipt_key(id), bytes)?;
+    }
+    let head = serde_json::to_vec(&Head { seq, hash }).unwrap_or_default();
+    meta.insert(HEAD, head)?;
+    Ok(seq)
+}
+
+impl Registro {
+    pub fn open(db: &sled::Db) -> Result<Self, RegistroError> {
+        Ok(Self {
+            db: db.clone(),
+            meta: db.open_tree(META_TREE)?,
+        })
+    }
+
+    pub fn month_tree(&self, month: &str) -> Result<sled::Tree, RegistroError> {
+        Ok(self.db.open_tree(format!("{MONTH_PREFIX}{month}"))?)
+    }
+
+    /// The trees a record at `time` is written to: [meta, month].
+    pub fn trees_for(&self, time: DateTime<Utc>) -> Result<[sled::Tree; 2], RegistroError> {
+        Ok([self.meta.clone(), self.month_tree(&month_of(time))?])
+    }
+
+    /// Appends one event in its own transaction; returns its sequence number.
+    pub fn append(
+        &self,
+        event: &Event,
+        time: DateTime<Utc>,
+        receipt: Option<&[u8]>,
+    ) -> Result<u64, RegistroError> {
+        let compressed = receipt.map(compress);
+        let trees = self.trees_for(time)?;
+        let result: Result<u64, TransactionError<()>> = trees[..].transaction(|t| {
+            append_in(&t[0], &t[1], event, time, compressed.as_deref())
+                .map_err(ConflictableTransactionError::from)
+        });
+        result.map_err(|e| RegistroError::Storage(format!("{e:?}")))
+    }
+
+    /// Appends many events quickly (no transaction: a single writer, e.g. an import or
+    /// a synthetic load); events must come in time order.
+    pub fn append_bulk(
+        &self,
+        events: impl IntoIterator<Item = (Event, DateTime<Utc>)>,
+    ) -> Result<u64, RegistroError> {
+        let mut head = self
+            .meta
+            .get(HEAD)?
+            .and_then(|v| serde_json::from_slice::<Head>(&v).ok());
+        let mut count = 0;
+        let mut batch = sled::Batch::default();
+        let mut batch_month: Option<String> = None;
+        let flush =
+            |month: &Option<String>, batch: &mut sled::Batch| -> Result<(), RegistroError> {
+                if let Some(m) = month {
+                    self.month_tree(m)?.apply_batch(std::mem::take(batch))?;
+                }
+                Ok(())
+            };
+        for (event, time) in events {
+            let month = month_of(time);
+            if batch_month.as_deref() != Some(month.as_str()) {
+                flush(&batch_month, &mut batch)?;
+                batch_month = Some(month);
+            }
+            let (seq, prev) = match head {
+                Some(h) => (h.seq + 1, hex(&h.hash)),
+                None => (1, GENESIS.to_string()),
+            };
+            let mut record = Record {
+                seq,
+                time: PecTime::italian(time).datetime().to_rfc3339(),
+                event,
+                receipt: false,
+                prev,
+                hash: String::new(),
+            };
+            record.hash = record.compute_hash();
+            let mut hash = [0u8; 32];
+            for (i, b) in hash.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&record.hash[2 * i..2 * i + 2], 16).unwrap_or(0);
+            }
+            batch.insert(
+                record_key(seq),
+                serde_json::to_vec(&record).unwrap_or_default(),
+            );
+            for key in index_entries(&record) {
+                batch.insert(key, &[] as &[u8]);
+            }
+            head = Some(Head { seq, hash });
+            count += 1;
+            if count % 50_000 == 0 {
+                flush(&batch_month, &mut batch)?;
+                self.meta
+                    .insert(HEAD, serde_json::to_vec(&head).unwrap_or_default())?;
+            }
+        }
+        flush(&batch_month, &mut batch)?;
+        if let Some(h) = head {
+            self.meta
+                .insert(HEAD, serde_json::to_vec(&h).unwrap_or_default())?;
+        }
+        Ok(count)
+    }
+
+    /// Months present, oldest first.
+    pub fn months(&self) -> Vec<String> {
+        let mut months: Vec<String> = self
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|n| std::str::from_utf8(n).ok())
+            .filter_map(|n| n.strip_prefix(MONTH_PREFIX))
+            .map(str::to_string)
+            .collect();
+        months.sort();
+        months
+    }
+
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, RegistroError> {
+        let mut out = Vec::new();
+        for item in self.meta.scan_prefix(b"cp/") {
+            let (_, v) = item?;
+            out.push(
+                serde_json::from_slice(&v)
+                    .map_err(|e| RegistroError::Corrupt(format!("checkpoint: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn checkpoint(&self, month: &str) -> Result<Option<Checkpoint>, RegistroError> {
+        match self.meta.get(format!("cp/{month}"))? {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| RegistroError::Corrupt(format!("checkpoint {month}: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// The records of one month, in sequence order.
+    pub fn records(
+        &self,
+        month: &str,
+    ) -> Result<impl Iterator<Item = Result<(u64, Record), RegistroError>>, RegistroError> {
+        let tree = self.month_tree(month)?;
+        Ok(tree.scan_prefix(b"r").map(|item| {
+            let (k, v) = item?;
+            let seq = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            let record: Record = serde_json::from_slice(&v)
+                .map_err(|e| RegistroError::Corrupt(format!("record {seq}: {e}")))?;
+            Ok((seq, record))
+        }))
+    }
+
+    fn get(&self, tree: &sled::Tree, seq: u64) -> Result<Option<Record>, RegistroError> {
+        match tree.get(record_key(seq))? {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| RegistroError::Corrupt(format!("record {seq}: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// Records matching `q`, oldest first.
+    pub fn search(&self, q: &Query) -> Result<Vec<Record>, RegistroError> {
+        let months: Vec<String> = self
+            .months()
+            .into_iter()
+            .filter(|m| q.since.is_none_or(|t| *m >= month_of(t)))
+            .filter(|m| q.until.is_none_or(|t| *m <= month_of(t)))
+            .collect();
+        let index: Option<Vec<u8>> = if let Some(v) = &q.identificativo {
+            Some(index_prefix(b'i', v))
+        } else if let Some(v) = &q.message_id {
+            Some(index_prefix(
+                b'm',
+                v.trim_start_matches('<').trim_end_matches('>'),
+            ))
+        } else if let Some(v) = &q.sender {
+            Some(index_prefix(b's', v))
+        } else if let Some(v) = &q.recipient {
+            Some(index_prefix(b't', v))
+        } else {
+            q.kind.map(|k| index_prefix(b'k', k.as_str()))
+        };
+        let mut out = Vec::new();
+        for month in months {
+            let tree = self.month_tree(&month)?;
+            let candidates: Vec<Record> = match &index {
+                Some(prefix) => {
+                    let mut v = Vec::new();
+                    for item in tree.scan_prefix(prefix) {
+                        let (k, _) = item?;
+                        let seq = k
+                            .get(k.len().saturating_sub(8)..)
+                            .and_then(|b| b.try_into().ok())
+                            .map(u64::from_be_bytes)
+                            .unwrap_or(0);
+                        if let Some(r) = self.get(&tree, seq)? {
+                            v.push(r);
+                        }
+                    }
+                    v
+                }
+                None => self
+                    .records(&month)?
+                    .map(|r| r.map(|(_, r)| r))
+                    .collect::<Result<_, _>>()?,
+            };
+            for r in candidates {
+                if matches(&r, q) {
+                    out.push(r);
+                    if q.limit.is_some_and(|l| out.len() >= l) {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every record of one transaction, as a timeline.
+    pub fn timeline(&self, identificativo: &str) -> Result<Vec<Record>, RegistroError> {
+        let mut records = self.search(&Query {
+            identificativo: Some(identificativo.to_string()),
+            ..Query::default()
+        })?;
+        records.sort_by_key(|r| r.seq);
+        Ok(records)
+    }
+
+    /// The signed bytes of a receipt or notice this provider emitted.
+    pub fn receipt(&self, message_id: &str) -> Result<Option<Vec<u8>>, RegistroError> {
+        for month in self.months().iter().rev() {
+            if let Some(v) = self.month_tree(month)?.get(receipt_key(message_id))? {
+                return decompress(&v).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Seals every month before `now`'s that has no checkpoint yet.
+    pub fn close_months(
+        &self,
+        now: DateTime<Utc>,
+        signer: &crate::smime::Signer,
+        provider: &str,
+    ) -> Result<Vec<String>, RegistroError> {
+        let current = month_of(now);
+        let mut closed = Vec::new();
+        for month in self.months() {
+            if month >= current || self.checkpoint(&month)?.is_some() {
+                continue;
+            }
+            let cp = self.make_checkpoint(&month, signer, provider)?;
+            self.meta.insert(
+                format!("cp/{month}"),
+                serde_json::to_vec(&cp).unwrap_or_default(),
+            )?;
+            closed.push(month);
+        }
+        self.meta.flush()?;
+        Ok(closed)
+    }
+
+    fn make_checkpoint(
+        &self,
+        month: &str,
+        signer: &crate::smime::Signer,
+        provider: &str,
+    ) -> Result<Checkpoint, RegistroError> {
+        let mut first: Option<Record> = None;
+        let mut last: Option<Record> = None;
+        let mut count = 0;
+        for item in self.records(month)? {
+            let (_, r) = item?;
+            if first.is_none() {
+                first = Some(r.clone());
+            }
+            last = Some(r);
+            count += 1;
+        }
+        let (first, last) = match (first, last) {
+            (Some(f), Some(l)) => (f, l),
+            _ => return Err(RegistroError::Invalid(format!("month {month} is empty"))),
+        };
+        let mut cp = Checkpoint {
+            month: month.to_string(),
+            first_seq: first.seq,
+            last_seq: last.seq,
+            count,
+            prev_hash: first.prev,
+            last_hash: last.hash,
+            provider: provider.to_string(),
+            created: Utc::now().to_rfc3339(),
+            signature: String::new(),
+        };
+        cp.sign(signer)?;
+        Ok(cp)
+    }
+
+    /// Drops the months older than the `keep` most recent ones (counting `now`'s),
+    /// oldest first, each atomically; their checkpoints stay.
+    pub fn rotate(
+        &self,
+        now: DateTime<Utc>,
+        keep: u32,
+        signer: &crate::smime::Signer,
+        provider: &str,
+        progress: &dyn Fn(&str),
+    ) -> Result<Vec<String>, RegistroError> {
+        self.close_months(now, signer, provider)?;
+        let oldest_kept = month_minus(&month_of(now), keep.saturating_sub(1))
+            .ok_or_else(|| RegistroError::Invalid("bad month".into()))?;
+        let mut dropped = Vec::new();
+        for month in self.months() {
+            if month >= oldest_kept {
+                break;
+            }
+            progress(&month);
+            self.db.drop_tree(format!("{MONTH_PREFIX}{month}"))?;
+            dropped.push(month);
+        }
+        self.db.flush()?;
+        Ok(dropped)
+    }
+
+    /// Checks the whole chain of the live registro and every checkpoint.
+    pub fn verify(
+        &self,
+        anchors: &[Vec<u8>],
+        progress: &dyn Fn(u64),
+    ) -> Result<VerifyReport, RegistroError> {
+        let checkpoints = self.checkpoints()?;
+        let months = self.months();
+        let mut report = VerifyReport {
+            months: months.clone(),
+            ..VerifyReport::default()
+        };
+        // Where the chain starts: after the newest checkpoint older than what is left.
+        let start = months.first().and_then(|first| {
+            checkpoints
+                .iter()
+                .filter(|c| c.month < *first)
+                .max_by(|a, b| a.month.cmp(&b.month))
+        });
+        let mut chain = Chain::new(start.map(|c| (c.last_seq, c.last_hash.clone())));
+        for month in &months {
+            let mut count = 0;
+            let mut first_prev = None;
+            for item in self.records(month)? {
+                let (key_seq, record) = match item {
+                    Ok(x) => x,
+                    Err(e) => {
+                        report.broken = Some((chain.expected_seq(), e.to_string()));
+                        return Ok(report);
+                    }
+                };
+                first_prev.get_or_insert_with(|| record.prev.clone());
+                if let Err(broken) = chain.check(key_seq, &record) {
+                    report.broken = Some(broken);
+                    return Ok(report);
+                }
+                count += 1;
+                report.records += 1;
+                if report.records % 10_000 == 0 {
+                    progress(report.records);
+                }
+            }
+            if let Some(cp) = checkpoints.iter().find(|c| c.month == *month) {
+                report.checkpoints += 1;
+                if let Some(broken) = check_checkpoint(cp, &chain, count, anchors, &mut report) {
+                    report.broken = Some(broken);
+                    return Ok(report);
+                }
+            }
+        }
+        for cp in checkpoints.iter().filter(|c| !months.contains(&c.month)) {
+            if let Err(e) = cp.verify(anchors) {
+                report.broken = Some((cp.last_seq, e));
+                return Ok(report);
+            }
+        }
+        progress(report.records);
+        Ok(report)
+    }
+
+    /// A self-contained file with one month: its records, the receipts kept with
+    /// them, the checkpoint that seals it (made now if the month is still open) and
+    /// the certificate to check it with.
+    pub fn export(
+        &self,
+        month: &str,
+        signer: &crate::smime::Signer,
+        provider: &str,
+    ) -> Result<Vec<u8>, RegistroError> {
+        if !self.months().iter().any(|m| m == month) {
+            return Err(RegistroError::Invalid(format!("no records for {month}")));
+        }
+        let checkpoint = match self.checkpoint(month)? {
+            Some(cp) => cp,
+            None => self.make_checkpoint(month, signer, provider)?,
+        };
+        let records: Vec<Record> = self
+            .records(month)?
+            .map(|r| r.map(|(_, r)| r))
+            .collect::<Result<_, _>>()?;
+        let tree = self.month_tree(month)?;
+        let mut receipts = std::collections::BTreeMap::new();
+        for item in tree.scan_prefix(b"c") {
+            let (k, v) = item?;
+            receipts.insert(
+                String::from_utf8_lossy(&k[1..]).into_owned(),
+                base64::engine::general_purpose::STANDARD.encode(&v),
+            );
+        }
+        let export = Export {
+            format: EXPORT_FORMAT.into(),
+            month: month.to_string(),
+            provider: provider.to_string(),
+            certificate: pem::encode(&pem::Pem::new(
+                "CERTIFICATE",
+                signer.certificate_der().to_vec(),
+            )),
+            checkpoint,
+            records,
+            receipts,
+        };
+        serde_json::to_vec_pretty(&export).map_err(|e| RegistroError::Corrupt(e.to_string()))
+    }
+}
+
+const EXPORT_FORMAT: &str = "pecbox-registro/1";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Export {
+    pub format: String,
+    pub month: String,
+    pub provider: String,
+    /// PEM of the signing certificate (a convenience: trust comes from `--ca`).
+    pub certificate: String,
+    pub checkpoint: Checkpoint,
+    pub records: Vec<Record>,
+    /// message-id → base64 of the compressed receipt.
+    pub receipts: std::collections::BTreeMap<String, String>,
+}
+
+/// Verifies an exported month on its own.
+pub fn verify_export(bytes: &[u8], anchors: &[Vec<u8>]) -> Result<VerifyReport, RegistroError> {
+    let export: Export = serde_json::from_slice(bytes)
+        .map_err(|e| RegistroError::Invalid(format!("not a registro export: {e}")))?;
+    if export.format != EXPORT_FORMAT {
+        return Err(RegistroError::Invalid(format!(
+            "unknown export format {}",
+            export.format
+        )));
+    }
+    let mut report = VerifyReport {
+        months: vec![export.month.clone()],
+        ..VerifyReport::default()
+    };
+    let cp = &export.checkpoint;
+    let mut chain = Chain::new(Some((cp.first_seq.saturating_sub(1), cp.prev_hash.clone())));
+    for record in &export.records {
+        if let Err(broken) = chain.check(record.seq, record) {
+            report.broken = Some(broken);
+            return Ok(report);
+        }
+        report.records += 1;
+    }
+    report.checkpoints = 1;
+    if let Some(broken) = check_checkpoint(cp, &chain, report.records, anchors, &mut report) {
+        report.broken = Some(broken);
+    }
+    Ok(report)
+}
+
+fn check_checkpoint(
+    cp: &Checkpoint,
+    chain: &Chain,
+    count: u64,
+    anchors: &[Vec<u8>],
+    report: &mut VerifyReport,
+) -> Option<(u64, String)> {
+    if cp.count != count || cp.last_seq + 1 != chain.expected_seq() || cp.last_hash != chain.prev {
+        return Some((
+            cp.last_seq,
+            format!(
+                "month {} does not match its checkpoint (records {count} vs {}, last {} vs {})",
+                cp.month,
+                cp.count,
+                chain.expected_seq().saturating_sub(1),
+                cp.last_seq
+            ),
+        ));
+    }
+    match cp.verify(anchors) {
+        Ok(signer) => {
+            report.signer = Some(signer);
+            None
+        }
+        Err(e) => Some((cp.last_seq, e)),
+    }
+}
+
+/// Walks records in order and says where the chain breaks.
+struct Chain {
+    next: Option<u64>,
+    prev: String,
+}
+
+impl Chain {
+    fn new(start: Option<(u64, String)>) -> Self {
+        match start {
+            Some((last_seq, last_hash)) => Self {
+                next: Some(last_seq + 1),
+                prev: last_hash,
+            },
+            None => Self {
+                next: None,
+                prev: GENESIS.to_string(),
+            },
+        }
+    }
+
+    fn expected_seq(&self) -> u64 {
+        self.next.unwrap_or(1)
+    }
+
+    fn check(&mut self, key_seq: u64, r: &Record) -> Result<(), (u64, String)> {
+        let expected = self
+            .next
+            .unwrap_or(if r.prev == GENESIS { 1 } else { r.seq });
+        if key_seq != r.seq {
+            return Err((
+                key_seq,
+                format!(
+                    "record stored as {key_seq} claims sequence {} (reordered)",
+                    r.seq
+                ),
+            ));
+        }
+        if r.seq != expected {
+            return Err((
+                expected,
+                format!("record {expected} is missing (next is {})", r.seq),
+            ));
+        }
+        if self.next.is_some() && r.prev != self.prev {
+            return Err((
+                r.seq,
+                format!("record {} does not follow record {}", r.seq, r.seq - 1),
+            ));
+        }
+        if r.compute_hash() != r.hash {
+            return Err((r.seq, format!("record {} was altered", r.seq)));
+        }
+        self.next = Some(r.seq + 1);
+        self.prev = r.hash.clone();
+        Ok(())
+    }
+}
+
+fn matches(r: &Record, q: &Query) -> bool {
+    let eq = |a: &Option<String>, b: &Option<String>| match b {
+        None => true,
+        Some(b) => a.as_deref().is_some_and(|a| {
+            a.trim_start_matches('<')
+                .trim_end_matches('>')
+                .eq_ignore_ascii_case(b.trim_start_matches('<').trim_end_matches('>'))
+        }),
+    };
+    let e = &r.event;
+    eq(&e.identificativo, &q.identificativo)
+        && eq(&e.message_id, &q.message_id)
+        && eq(&e.sender, &q.sender)
+        && q.recipient
+            .as_ref()
+            .is_none_or(|want| e.recipients.iter().any(|x| x.eq_ignore_ascii_case(want)))
+        && q.kind.is_none_or(|k| e.kind == Some(k))
+        && q.since.is_none_or(|t| r.utc().is_some_and(|rt| rt >= t))
+        && q.until.is_none_or(|t| r.utc().is_some_and(|rt| rt <= t))
+}
+
+/// Midnight UTC of the first day of `YYYY-MM` (for synthetic clocks in tests).
+pub fn month_start(month: &str) -> Option<DateTime<Utc>> {
+    let (y, m) = month.split_once('-')?;
+    Utc.with_ymd_and_hms(y.parse().ok()?, m.parse().ok()?, 1, 0, 0, 0)
+        .single()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_arithmetic() {
+        assert_eq!(month_minus("2026-03", 2).as_deref(), Some("2026-01"));
+        assert_eq!(month_minus("2026-03", 3).as_deref(), Some("2025-12"));
+        assert_eq!(month_minus("2026-01", 29).as_deref(), Some("2023-09"));
+        // Italian months: 23:30 UTC on 31 Jan is already February in Rome.
+        let t = Utc.with_ymd_and_hms(2026, 1, 31, 23, 30, 0).unwrap();
+        assert_eq!(month_of(t), "2026-02");
+    }
+}
