@@ -85,6 +85,16 @@ def fetch(args):
     return 0
 
 
+def stat(args):
+    client = poplib.POP3_SSL("localhost", args.port, context=context(args.ca), timeout=30)
+    client.user(args.user)
+    client.pass_(args.password)
+    count, size = client.stat()
+    client.quit()
+    print(count)
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -111,8 +121,11 @@ def main():
     f.add_argument("--password", required=True)
     f.add_argument("--out", required=True)
     f.add_argument("--delete", action="store_true")
+    c = sub.add_parser("stat")
+    for name in ("--port", "--ca", "--user", "--password"):
+        c.add_argument(name, required=True, type=int if name == "--port" else str)
     args = p.parse_args()
-    sys.exit(send(args) if args.cmd == "send" else fetch(args))
+    sys.exit({"send": send, "fetch": fetch, "stat": stat}[args.cmd](args))
 
 
 if __name__ == "__main__":

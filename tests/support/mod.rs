@@ -277,6 +277,21 @@ impl PecBox {
         files.iter().map(|f| std::fs::read(f).unwrap()).collect()
     }
 
+    /// How many messages `user` has (POP3 STAT).
+    pub fn count(&self, user: &str) -> usize {
+        let out = Command::new("python3")
+            .arg(clients_py())
+            .args(["stat", "--port", &self.ports.pop3s.to_string()])
+            .args(["--ca", self.ca_path().to_str().unwrap()])
+            .args(["--user", user, "--password", PASSWORD])
+            .output()
+            .expect("python3");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
     /// Waits until `user` has `count` messages (or `timeout` passes); returns them.
     pub fn wait_for(&self, user: &str, count: usize, timeout: Duration) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + timeout;

@@ -1,0 +1,110 @@
+//! The registro at full size: 30 months × 1 000 messages a day, six events each
+//! (~5.5 M events), then `search` by Message-ID and by sender + month.
+//! `REGISTRO_EVENTS=N` scales it down; the store stays in a temporary folder.
+//! Run: `cargo bench --bench registro`.
+
+use std::time::Instant;
+
+use chrono::{Duration, TimeZone, Utc};
+use pecbox::registro::{month_of, Event, EventKind, Query, Registro};
+use pecbox::store::Store;
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let total: u64 = std::env::var("REGISTRO_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30 * 30 * 1000 * 6);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("store")).expect("store");
+    let registro = Registro::open(store.raw_db()).expect("registro");
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    let span = Duration::days(30 * 30).num_seconds() as u64;
+    let kinds = [
+        EventKind::Accettazione,
+        EventKind::BustaEmessa,
+        EventKind::Inoltro,
+        EventKind::PresaInCaricoRicevuta,
+        EventKind::ConsegnaRicevuta,
+        EventKind::Login,
+    ];
+    let messages = total / kinds.len() as u64;
+    let events = (0..total).map(|i| {
+        let message = i / kinds.len() as u64;
+        let at = start + Duration::seconds((message * span / messages.max(1)) as i64);
+        let event = Event::new(kinds[(i % kinds.len() as u64) as usize], "ok")
+            .identificativo(format!("pecbox.{message:09}@pec.bench.test"))
+            .message_id(format!("m{i:010}@pec.bench.test"))
+            .sender(format!("holder{:03}@pec.bench.test", message % 500))
+            .recipients(&[format!("dest{:04}@pec.other.test", message % 5000)])
+            .subject(format!("Fattura {message}"))
+            .provider("Bench PEC");
+        (event, at)
+    });
+    let t = Instant::now();
+    let written = registro.append_bulk(events).expect("append");
+    store.flush().expect("flush");
+    let write_secs = t.elapsed().as_secs_f64();
+    let bytes = dir_size(dir.path());
+    println!(
+        "wrote {written} events in {write_secs:.1} s ({:.0} events/s); store {:.1} MB, {:.0} MB per million events; {} months",
+        written as f64 / write_secs,
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / (written as f64 / 1e6),
+        registro.months().len()
+    );
+
+    let probe = written / 2;
+    let t = Instant::now();
+    let found = registro
+        .search(&Query {
+            message_id: Some(format!("m{probe:010}@pec.bench.test")),
+            ..Query::default()
+        })
+        .expect("search");
+    println!(
+        "search by Message-ID: {} record(s) in {:.3} s",
+        found.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let middle = start + Duration::days(15 * 30);
+    let month = month_of(middle);
+    let since = pecbox::registro::month_start(&month).unwrap();
+    let until = since + Duration::days(31);
+    let t = Instant::now();
+    let found = registro
+        .search(&Query {
+            sender: Some("holder042@pec.bench.test".into()),
+            since: Some(since),
+            until: Some(until),
+            ..Query::default()
+        })
+        .expect("search");
+    println!(
+        "search by sender in {month}: {} record(s) in {:.3} s",
+        found.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let report = registro.verify(&[], &|_| {}).expect("verify");
+    println!(
+        "verify: {} records, ok={} in {:.1} s",
+        report.records,
+        report.ok(),
+        t.elapsed().as_secs_f64()
+    );
+}
