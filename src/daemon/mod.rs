@@ -49,6 +49,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 }
 
 async fn run_async(config: Config) -> Result<(), DaemonError> {
+    let mut signals = StopSignals::install()?;
     let setup = |e: &dyn std::fmt::Display| DaemonError::Setup(e.to_string());
     for line in identity::init(&config).map_err(|e| setup(&e))? {
         println!("created {line}");
@@ -142,7 +143,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     );
     systemd::notify_ready();
 
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("stopping: no new connections; finishing what is in flight");
     systemd::notify_stopping();
     let _ = stop_tx.send(true);
@@ -169,18 +170,24 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, DaemonError
         })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from before READY so an early stop is never fatal.
+struct StopSignals(tokio::signal::unix::Signal, tokio::signal::unix::Signal);
+
+impl StopSignals {
+    fn install() -> Result<Self, DaemonError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let err = |e: std::io::Error| DaemonError::Setup(format!("signal handlers: {e}"));
+        Ok(Self(
+            signal(SignalKind::terminate()).map_err(err)?,
+            signal(SignalKind::interrupt()).map_err(err)?,
+        ))
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.0.recv() => {}
+            _ = self.1.recv() => {}
+        }
     }
 }
 
