@@ -283,7 +283,7 @@ fn rotation_keeps_exactly_30_months_and_the_chain_verifies() {
     assert_eq!(months.len(), 30);
     assert_eq!(months.first().map(String::as_str), Some("2026-05"));
     let report = registro
-        .verify(&[provider.ca.cert_der.clone()], &|_| {})
+        .verify(std::slice::from_ref(&provider.ca.cert_der), &|_| {})
         .unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.records, 30 * 40);
@@ -308,7 +308,7 @@ fn rotation_keeps_exactly_30_months_and_the_chain_verifies() {
     let export = registro
         .export("2027-01", &provider.signer, "Registro PEC")
         .unwrap();
-    let report = pecbox::registro::verify_export(&export, &[provider.ca.cert_der.clone()]).unwrap();
+    let report = pecbox::registro::verify_export(&export, std::slice::from_ref(&provider.ca.cert_der)).unwrap();
     assert!(report.ok(), "{report:?}");
     let edited = String::from_utf8(export).unwrap().replacen(
         "alice@pec.reg.test",
@@ -316,7 +316,7 @@ fn rotation_keeps_exactly_30_months_and_the_chain_verifies() {
         1,
     );
     let report =
-        pecbox::registro::verify_export(edited.as_bytes(), &[provider.ca.cert_der.clone()])
+        pecbox::registro::verify_export(edited.as_bytes(), std::slice::from_ref(&provider.ca.cert_der))
             .unwrap();
     assert!(!report.ok());
 }

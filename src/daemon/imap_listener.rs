@@ -1,21 +1,45 @@
-//! The `imaps` listener (issue 6 fills this in).
+//! The `imaps` listener: [`crate::imap::serve`] over the provider's store and TLS
+//! identity, logins checked (and throttled) by the provider core.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::imap::{ImapAuth, ImapLimits};
 use crate::provider::Provider;
+
+struct ProviderImap(Arc<Provider>);
+
+impl ImapAuth for ProviderImap {
+    async fn authenticate(
+        &self,
+        peer: SocketAddr,
+        user: &str,
+        password: &str,
+    ) -> Result<String, String> {
+        Provider::login(&self.0, "imap", peer.ip(), user, password).await
+    }
+}
 
 pub fn spawn(
     listener: TcpListener,
-    _provider: &Arc<Provider>,
-    _shutdown: watch::Receiver<bool>,
-    _tasks: &mut JoinSet<()>,
+    provider: &Arc<Provider>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
 ) {
-    tracing::warn!(
-        "imaps on {:?}: not available in this version yet",
-        listener.local_addr()
-    );
+    let limits = ImapLimits {
+        max_message_bytes: provider.config.delivery.max_message_bytes,
+        ..ImapLimits::default()
+    };
+    tasks.spawn(crate::imap::serve(
+        listener,
+        provider.identity.tls_server.clone(),
+        provider.store.clone(),
+        Arc::new(ProviderImap(provider.clone())),
+        limits,
+        shutdown,
+    ));
 }
