@@ -42,7 +42,11 @@ fn main() {
         .args([alice.as_str(), PASSWORD, bob.as_str(), &n.to_string()])
         .output()
         .expect("python3");
-    assert!(load.status.success(), "{}", String::from_utf8_lossy(&load.stderr));
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
     let submitted = start.elapsed();
     let deadline = Instant::now() + Duration::from_secs(1800);
     while alfa.count(&alice) < 2 * n && Instant::now() < deadline {

@@ -144,3 +144,41 @@ fn ordinary_mail_is_forwarded_through_the_smarthost_when_the_holder_asks() {
     // Bob's PEC mailbox holds nothing: forwarded, not delivered.
     assert_eq!(b.count(&bob), 0);
 }
+
+#[test]
+fn init_is_idempotent_and_completes_a_partial_data_folder() {
+    let b = PecBox::new("Init PEC", "pec.init.test", "");
+    let first = b.run_ok(&["init"], None);
+    assert!(
+        first.contains("provider CA")
+            && first.contains("signing certificate")
+            && first.contains("TLS certificate"),
+        "{first}"
+    );
+    let certs = b.dir.path().join("data/certs");
+    let ca_before = std::fs::read(certs.join("ca.key")).unwrap();
+    let again = b.run_ok(&["init"], None);
+    assert!(again.starts_with("nothing to create"), "{again}");
+    // Lose the TLS certificate: init makes a new one under the same CA, keeps the keys.
+    std::fs::remove_file(certs.join("tls.pem")).unwrap();
+    std::fs::remove_file(certs.join("tls.key")).unwrap();
+    let repaired = b.run_ok(&["init"], None);
+    assert!(
+        repaired.contains("TLS certificate") && !repaired.contains("provider CA"),
+        "{repaired}"
+    );
+    assert_eq!(
+        std::fs::read(certs.join("ca.key")).unwrap(),
+        ca_before,
+        "a key is never overwritten"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for key in ["ca.key", "signing.key", "tls.key"] {
+        let mode = std::fs::metadata(certs.join(key))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{key}");
+    }
+}

@@ -308,16 +308,20 @@ fn rotation_keeps_exactly_30_months_and_the_chain_verifies() {
     let export = registro
         .export("2027-01", &provider.signer, "Registro PEC")
         .unwrap();
-    let report = pecbox::registro::verify_export(&export, std::slice::from_ref(&provider.ca.cert_der)).unwrap();
+    let report =
+        pecbox::registro::verify_export(&export, std::slice::from_ref(&provider.ca.cert_der))
+            .unwrap();
     assert!(report.ok(), "{report:?}");
     let edited = String::from_utf8(export).unwrap().replacen(
         "alice@pec.reg.test",
         "mallory@pec.reg.test",
         1,
     );
-    let report =
-        pecbox::registro::verify_export(edited.as_bytes(), std::slice::from_ref(&provider.ca.cert_der))
-            .unwrap();
+    let report = pecbox::registro::verify_export(
+        edited.as_bytes(),
+        std::slice::from_ref(&provider.ca.cert_der),
+    )
+    .unwrap();
     assert!(!report.ok());
 }
 

@@ -86,9 +86,17 @@ pub fn init(config: &Config) -> Result<Vec<String>, IdentityError> {
     let name = &config.provider.name;
     let not_before = Utc::now() - Duration::days(1);
     let ca = if p.ca_cert.exists() && p.ca_key.exists() {
+        let cert_pem = read(&p.ca_cert)?;
+        let cert_der = smime::pem_certificates(&cert_pem)
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .ok_or_else(|| IdentityError::Invalid {
+                path: p.ca_cert.clone(),
+                reason: "no certificate in it".into(),
+            })?;
         GeneratedCert {
-            cert_pem: read(&p.ca_cert)?,
-            cert_der: Vec::new(),
+            cert_pem,
+            cert_der,
             key_pkcs8_pem: read(&p.ca_key)?,
         }
     } else if p.ca_cert.exists() || p.ca_key.exists() {
