@@ -117,6 +117,13 @@ pub struct Delivery {
     pub retry_max_secs: u64,
     /// Ordinary-mail forwarding relay (`host:port`), for mailboxes that ask for it.
     pub smarthost: Option<String>,
+    /// Keep a copy of each accepted message in the sender's Sent folder, beside its receipts.
+    #[serde(default = "default_true")]
+    pub save_sent: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_preavviso_secs() -> u64 {
@@ -156,6 +163,7 @@ impl Default for Delivery {
             retry_secs: default_retry_secs(),
             retry_max_secs: default_retry_max_secs(),
             smarthost: None,
+            save_sent: true,
         }
     }
 }

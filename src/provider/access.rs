@@ -163,12 +163,14 @@ impl Provider {
                 folder: INBOX.into(),
                 message: accettazione,
             },
-            Write::Append {
+        ];
+        if self.config.delivery.save_sent {
+            writes.push(Write::Append {
                 address: sender.to_string(),
                 folder: SENT.into(),
                 message: original.clone(),
-            },
-        ];
+            });
+        }
         for (domain, rcpts) in by_domain(rcpt_to) {
             writes.push(Write::Enqueue {
                 entry: queue_entry(&domain, sender, &rcpts, format!("busta {identificativo}")),
