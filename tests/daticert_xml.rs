@@ -109,7 +109,11 @@ fn cartesian() -> Vec<Daticert> {
                         errore,
                         mittente: pick(5),
                         destinatari,
-                        risposte: if n % 3 == 0 { String::new() } else { pick(6) },
+                        risposte: if n.is_multiple_of(3) {
+                            String::new()
+                        } else {
+                            pick(6)
+                        },
                         oggetto: (!off && on(0)).then(|| SUBJECTS[n % SUBJECTS.len()].into()),
                         gestore_emittente: [
                             "ARUBA PEC S.p.A.",

@@ -421,7 +421,7 @@ impl Registro {
             .meta
             .get(HEAD)?
             .and_then(|v| serde_json::from_slice::<Head>(&v).ok());
-        let mut count = 0;
+        let mut count: u64 = 0;
         let mut batch = sled::Batch::default();
         let mut batch_month: Option<String> = None;
         let flush =
@@ -463,7 +463,7 @@ impl Registro {
             }
             head = Some(Head { seq, hash });
             count += 1;
-            if count % 50_000 == 0 {
+            if count.is_multiple_of(50_000) {
                 flush(&batch_month, &mut batch)?;
                 self.meta
                     .insert(HEAD, serde_json::to_vec(&head).unwrap_or_default())?;
@@ -742,7 +742,7 @@ impl Registro {
                 }
                 count += 1;
                 report.records += 1;
-                if report.records % 10_000 == 0 {
+                if report.records.is_multiple_of(10_000) {
                     progress(report.records);
                 }
             }
