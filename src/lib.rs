@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod imap;
+pub mod listener;
 pub mod panel;
 pub mod pec;
 pub mod pop3;

@@ -25,7 +25,6 @@ use imap_codec::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::{timeout, Instant};
 use tokio_rustls::TlsAcceptor;
 
@@ -95,7 +94,7 @@ pub async fn serve<A: ImapAuth>(
     store: Store,
     auth: Arc<A>,
     limits: ImapLimits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let shared = Arc::new(Shared {
@@ -103,48 +102,28 @@ pub async fn serve<A: ImapAuth>(
         auth,
         limits,
     });
-    let mut sessions = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stopped(&mut shutdown) => break,
-            Some(done) = sessions.join_next(), if !sessions.is_empty() => {
-                if let Err(e) = done {
-                    tracing::error!("imap session failed: {e}");
-                }
-            }
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    if sessions.len() >= shared.limits.max_sessions {
-                        tracing::warn!(%peer, "imap: too many sessions, connection closed");
-                        continue;
-                    }
-                    sessions.spawn(connection(
-                        tcp,
-                        peer,
-                        acceptor.clone(),
-                        shared.clone(),
-                        shutdown.clone(),
-                    ));
-                }
-                Err(e) => {
-                    // out of descriptors and the like: do not spin
-                    tracing::warn!("imap accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    let drain = async { while sessions.join_next().await.is_some() {} };
-    if timeout(shared.limits.shutdown_grace, drain).await.is_err() {
-        tracing::warn!("imap: {} sessions cut at shutdown", sessions.len());
-    }
+    let (max_sessions, grace) = (shared.limits.max_sessions, shared.limits.shutdown_grace);
+    let sessions_shutdown = shutdown.clone();
+    crate::listener::accept_loop(
+        "imap",
+        listener,
+        max_sessions,
+        grace,
+        shutdown,
+        move |tcp, peer| {
+            connection(
+                tcp,
+                peer,
+                acceptor.clone(),
+                shared.clone(),
+                sessions_shutdown.clone(),
+            )
+        },
+    )
+    .await;
 }
 
-pub(super) async fn stopped(rx: &mut watch::Receiver<bool>) {
-    // Err: the sender is gone, nobody can ask for anything else
-    let _ = rx.wait_for(|stop| *stop).await;
-}
+pub(super) use crate::listener::stopped;
 
 async fn connection<A: ImapAuth>(
     tcp: tokio::net::TcpStream,

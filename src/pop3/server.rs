@@ -14,7 +14,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
@@ -89,7 +88,7 @@ pub async fn serve<A: Pop3Auth>(
     store: Store,
     auth: Arc<A>,
     limits: Pop3Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let shared = Arc::new(Shared {
@@ -98,48 +97,28 @@ pub async fn serve<A: Pop3Auth>(
         limits,
         locked: Locks::default(),
     });
-    let mut sessions = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stopped(&mut shutdown) => break,
-            Some(done) = sessions.join_next(), if !sessions.is_empty() => {
-                if let Err(e) = done {
-                    tracing::error!("pop3 session failed: {e}");
-                }
-            }
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    if sessions.len() >= shared.limits.max_sessions {
-                        tracing::warn!(%peer, "pop3: too many sessions, connection closed");
-                        continue;
-                    }
-                    sessions.spawn(connection(
-                        tcp,
-                        peer,
-                        acceptor.clone(),
-                        shared.clone(),
-                        shutdown.clone(),
-                    ));
-                }
-                Err(e) => {
-                    // out of descriptors and the like: do not spin
-                    tracing::warn!("pop3 accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    let drain = async { while sessions.join_next().await.is_some() {} };
-    if timeout(shared.limits.shutdown_grace, drain).await.is_err() {
-        tracing::warn!("pop3: {} sessions cut at shutdown", sessions.len());
-    }
+    let (max_sessions, grace) = (shared.limits.max_sessions, shared.limits.shutdown_grace);
+    let sessions_shutdown = shutdown.clone();
+    crate::listener::accept_loop(
+        "pop3",
+        listener,
+        max_sessions,
+        grace,
+        shutdown,
+        move |tcp, peer| {
+            connection(
+                tcp,
+                peer,
+                acceptor.clone(),
+                shared.clone(),
+                sessions_shutdown.clone(),
+            )
+        },
+    )
+    .await;
 }
 
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    // Err: the sender is gone, nobody can ask for anything else
-    let _ = rx.wait_for(|stop| *stop).await;
-}
+use crate::listener::stopped;
 
 async fn connection<A: Pop3Auth>(
     tcp: tokio::net::TcpStream,
