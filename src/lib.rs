@@ -18,3 +18,4 @@ pub mod smime;
 pub mod smtp;
 pub mod store;
 pub mod tls;
+pub mod update;

@@ -50,6 +50,9 @@ enum Command {
         #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
         at: Option<DateTime<Utc>>,
     },
+    /// Signed A/B system updates through RAUC (docs/updates.md).
+    #[command(subcommand)]
+    Update(pecbox::cli::update::UpdateCommand),
 }
 
 #[derive(Subcommand)]
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
             ca,
             at,
         } => run_verify(cli.config.as_deref(), &files, json, &ca, at),
+        Command::Update(update) => pecbox::cli::update::run(update),
         command => match Config::locate(cli.config.as_deref()) {
             Ok(config) => dispatch(config, command),
             Err(e) => {
@@ -221,7 +225,7 @@ fn dispatch(config: Config, command: Command) -> i32 {
         }
         Command::Index(IndexCommand::List) => manage::run(&config, AdminRequest::IndexList),
         Command::Log(log) => pecbox::cli::log::run(&config, log),
-        Command::Verify { .. } => 2,
+        Command::Verify { .. } | Command::Update(_) => 2,
     }
 }
 

@@ -142,8 +142,15 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         config.provider.domains.join(", ")
     );
     systemd::notify_ready();
+    let health = confirm_health(&provider);
 
-    signals.wait().await;
+    // A box booted into a freshly updated slot whose self-test fails stops with an
+    // error: systemd restarts it, then reboots (StartLimitAction), and the boot loader
+    // falls back to the previous slot once the new one's tries are used up.
+    let failed_health = tokio::select! {
+        _ = signals.wait() => false,
+        failed = health => failed,
+    };
     tracing::info!("stopping: no new connections; finishing what is in flight");
     systemd::notify_stopping();
     let _ = stop_tx.send(true);
@@ -157,7 +164,33 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     provider.store.flush().map_err(|e| setup(&e))?;
     let _ = std::fs::remove_file(config.control_socket());
     tracing::info!("stopped");
+    if failed_health {
+        return Err(DaemonError::Setup(
+            "self-test failed on a RAUC-managed slot; not marked good".into(),
+        ));
+    }
     Ok(())
+}
+
+/// After READY: the self-test, and on a RAUC system marking the booted slot good.
+/// Resolves (true) only when the test fails on a RAUC-managed system.
+async fn confirm_health(provider: &Arc<Provider>) -> bool {
+    use crate::update::health::{confirm_after_ready, Health};
+    let p = provider.clone();
+    let outcome = tokio::task::spawn_blocking(move || confirm_after_ready(&p))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    match outcome {
+        Ok(Health::MarkedGood(msg)) => tracing::info!("update: booted slot marked good: {msg}"),
+        Ok(Health::NotManaged) => tracing::debug!("update: self-test passed (not a RAUC system)"),
+        Err(e) => {
+            tracing::error!("update: {e}");
+            if crate::update::rauc_managed(&crate::update::Rauc::from_env()) {
+                return true;
+            }
+        }
+    }
+    std::future::pending().await
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, DaemonError> {

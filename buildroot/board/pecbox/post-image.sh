@@ -18,6 +18,8 @@ rpi4)
 		files+=("${i#"$BINARIES_DIR"/}")
 	done
 	files+=("$(sed -n 's/^kernel=//p' "$BINARIES_DIR/rpi-firmware/config.txt")")
+	# With RAUC (docs/updates.md) the firmware starts U-Boot, which runs boot.scr.
+	[ ! -f "$BINARIES_DIR/boot.scr" ] || files+=("boot.scr")
 	boot_files=$(printf '\\t\\t\\t"%s",\\n' "${files[@]}")
 	cfg="$BINARIES_DIR/genimage.cfg"
 	sed "s|#BOOT_FILES#|${boot_files}|" "$BOARD_DIR/genimage.cfg.in" >"$cfg"
@@ -72,4 +74,12 @@ Q
 	;;
 esac
 [ ! -e "$BINARIES_DIR/start-qemu.sh" ] || chmod +x "$BINARIES_DIR/start-qemu.sh"
+
+# A signed RAUC bundle of this rootfs when the board has RAUC (post-build.sh put its
+# system.conf and version in the target): image/bundle.sh with buildroot's host-rauc.
+if [ -f "${TARGET_DIR:-/nonexistent}/etc/rauc/system.conf" ]; then
+	PECBOX_BOARD=$BOARD PECBOX_ROOTFS="$BINARIES_DIR/rootfs.ext4" \
+		PECBOX_BUNDLE_OUT="$BINARIES_DIR/pecbox-$BOARD.raucb" \
+		"$(dirname "$0")/../../../image/bundle.sh" "$(cat "$TARGET_DIR/etc/pecbox-version")"
+fi
 echo "pecbox $BOARD image: $BINARIES_DIR/$out"
