@@ -24,7 +24,7 @@ PECBOX_LICENSE = AGPL-3.0-or-later
 # A local source skips buildroot's download step, and with it the cargo
 # vendoring that cargo-package relies on (its build runs `cargo --offline`).
 # Vendor here instead, once host-rustc is built; like the download step,
-# this needs network access (crates.io) unless $(BR_CARGO_HOME) already
+# this needs network access (the Rust package registry) unless $(BR_CARGO_HOME) already
 # holds every crate of Cargo.lock.
 define PECBOX_CARGO_VENDOR
 	mkdir -p $(@D)/.cargo $(BR_CARGO_HOME)
