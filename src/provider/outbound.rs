@@ -99,6 +99,8 @@ async fn attempt(provider: &Arc<Provider>, mut entry: QueueEntry) -> Result<(), 
     entry.attempts += 1;
     let mut writes = Vec::new();
     let mut newly_failed = Vec::new();
+    // Recipients the queue gave up on for lack of time, not for a refusal.
+    let mut expired: Vec<String> = Vec::new();
     let identificativo = entry
         .label
         .rsplit(' ')
@@ -155,6 +157,7 @@ async fn attempt(provider: &Arc<Provider>, mut entry: QueueEntry) -> Result<(), 
             );
             r.state = RecipientState::Failed;
             r.last_reply = Some(reply.clone());
+            expired.push(r.address.clone());
             newly_failed.push((r.address.clone(), reply));
         }
     }
@@ -170,6 +173,13 @@ async fn attempt(provider: &Arc<Provider>, mut entry: QueueEntry) -> Result<(), 
     }
     for (address, reply) in &newly_failed {
         tracing::warn!(id = entry.id, label = %entry.label, address, reply, "delivery failed");
+        // A certified recipient out of time gets the 24 h notice (timeouts.rs), which is
+        // the rules' answer to exactly this; a second notice would say the same twice.
+        let certified =
+            provider.recipient_tipo(address) == crate::pec::daticert::TipoDestinatario::Certificato;
+        if expired.contains(address) && certified {
+            continue;
+        }
         writes.extend(failure_notice(provider, &entry, address, reply)?);
     }
     provider.apply(&writes)?;
