@@ -8,7 +8,13 @@
 # Debian packages on first use. The image carries TEST-ONLY extras for smoke-test.sh:
 # two mailboxes with known passwords and console report units (image/test-*).
 # PECBOX_BIN=path uses a prebuilt static binary instead of image/build-binary.sh.
+#   image/build.sh --rauc   the RAUC variant for image/update-test.sh, in image/out/rauc/:
+#     + rauc rauc-service dbus grub-common squashfs-tools, the dm-verity/loop/squashfs/vfat
+#     modules, the ESP mounted at /boot/efi, the update test driver unit (TEST ONLY).
+#     Slot A, the grub ESP and grubenv are put in by image/update-test.sh (via bundle.sh).
 set -euo pipefail
+rauc=0
+[ "${1:-}" != --rauc ] || rauc=1
 cd "$(dirname "$0")/.."
 root=$PWD
 out=$root/image/out
@@ -26,6 +32,8 @@ if ((${#missing[@]})); then
 fi
 
 mkdir -p "$out"
+imgout=$out
+((rauc == 0)) || { imgout=$out/rauc; mkdir -p "$imgout"; }
 if [ -n "${PECBOX_BIN:-}" ]; then
   [ "$(realpath "$PECBOX_BIN")" = "$out/pecbox-x86_64" ] || install -m 0755 "$PECBOX_BIN" "$out/pecbox-x86_64"
 else
@@ -44,7 +52,9 @@ trap 'rm -rf "$work"' EXIT
 rootfs=$work/rootfs
 
 # 1. Debian bookworm minbase with systemd and udev.
-mmdebstrap --mode=root --variant=minbase --include=systemd-sysv,udev,kmod \
+include=systemd-sysv,udev,kmod
+((rauc == 0)) || include=$include,rauc,rauc-service,dbus,grub-common,squashfs-tools
+mmdebstrap --mode=root --variant=minbase --include="$include" \
   --quiet bookworm "$rootfs"
 t_deb=$SECONDS
 
@@ -64,7 +74,9 @@ buildroot/board/pecbox/post-build.sh "$rootfs" debian-x86_64-test
 # qemu user networking's DNS (a real box gets its resolver from DHCP).
 rm -f "$rootfs/etc/resolv.conf"
 echo 'nameserver 10.0.2.3' >"$rootfs/etc/resolv.conf"
-for m in virtio_net e1000 autofs4; do
+mods="virtio_net e1000 autofs4"
+((rauc == 0)) || mods="$mods dm_verity dm_mod loop squashfs vfat nls_cp437 nls_ascii nls_iso8859_1"
+for m in $mods; do
   modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }'
 done | sort -u | while read -r ko; do
   install -D -m 0644 "$ko" "$rootfs$ko"
@@ -82,6 +94,14 @@ install -D -m 0644 image/test-units/pecbox.service.d/50-test-console.conf \
 
 systemctl --root="$rootfs" enable pecbox.service systemd-networkd.service \
   pecbox-test-report.service pecbox-test-mailboxes.service 2>/dev/null
+if ((rauc)); then
+  # The ESP (grub EFI + grubenv, which RAUC's grub backend edits) at /boot/efi.
+  mkdir -p "$rootfs/boot/efi"
+  echo 'PARTUUID=5ec7b0a0-0000-4000-8000-00000000b007 /boot/efi vfat defaults,nofail 0 0' >>"$rootfs/etc/fstab"
+  install -m 0644 image/test-rauc/*.service "$rootfs/etc/systemd/system/"
+  install -m 0755 image/test-rauc/update-driver "$rootfs/usr/local/lib/pecbox-test/"
+  systemctl --root="$rootfs" enable pecbox-test-update.service 2>/dev/null
+fi
 # No first-boot questions on the console.
 systemctl --root="$rootfs" mask systemd-firstboot.service 2>/dev/null
 du -sh "$rootfs" | awk '{ print "rootfs content: " $1 }'
@@ -91,14 +111,14 @@ mkdir -p "$work/in" "$work/empty"
 mkfs.ext4 -q -L rootfs -d "$rootfs" "$work/in/rootfs.ext4" 1G
 cp "/boot/vmlinuz-$kver" "$work/in/vmlinuz"
 cp "/boot/initrd.img-$kver" "$work/in/initrd.img"
-rm -f "$out/pecbox-x86_64.img"
+rm -f "$imgout/pecbox-x86_64.img"
 genimage --rootpath "$work/empty" --tmppath "$work/genimage" --inputpath "$work/in" \
   --outputpath "$work/in" --config image/genimage.cfg >/dev/null
-mv "$work/in/pecbox-x86_64.img" "$out/"
-cp "$work/in/vmlinuz" "$work/in/initrd.img" "$out/"
+mv "$work/in/pecbox-x86_64.img" "$imgout/"
+cp "$work/in/vmlinuz" "$work/in/initrd.img" "$imgout/"
 echo "console=ttyS0 root=PARTUUID=5ec7b0a0-0000-4000-8000-00000000000a rw rootwait quiet" \
-  >"$out/cmdline.txt"
+  >"$imgout/cmdline.txt"
 
-sfdisk -l "$out/pecbox-x86_64.img" | sed -n '/^Device/,$p'
-echo "image: $out/pecbox-x86_64.img, $(stat -c %s "$out/pecbox-x86_64.img") bytes apparent, $(du -k "$out/pecbox-x86_64.img" | cut -f1) KiB allocated"
+sfdisk -l "$imgout/pecbox-x86_64.img" | sed -n '/^Device/,$p'
+echo "image: $imgout/pecbox-x86_64.img, $(stat -c %s "$imgout/pecbox-x86_64.img") bytes apparent, $(du -k "$imgout/pecbox-x86_64.img" | cut -f1) KiB allocated"
 echo "times: binary $((t_bin - t0)) s, debian rootfs $((t_deb - t_bin)) s, total $((SECONDS - t0)) s"
