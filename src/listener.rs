@@ -57,3 +57,26 @@ pub async fn accept_loop<F, Fut>(
         tracing::warn!("{name}: {} sessions cut at shutdown", sessions.len());
     }
 }
+
+/// The implicit-TLS handshake of a mailbox server, bounded in time; None (logged) when
+/// the client does not complete it.
+pub async fn tls_handshake(
+    name: &'static str,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    limit: Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let _ = tcp.set_nodelay(true);
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "{name} TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "{name} TLS handshake timed out");
+            None
+        }
+    }
+}

@@ -132,17 +132,10 @@ async fn connection<A: ImapAuth>(
     shared: Arc<Shared<A>>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let _ = tcp.set_nodelay(true);
-    let stream = match timeout(shared.limits.handshake_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, "imap TLS handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "imap TLS handshake timed out");
-            return;
-        }
+    let limit = shared.limits.handshake_timeout;
+    let Some(stream) = crate::listener::tls_handshake("imap", &acceptor, tcp, peer, limit).await
+    else {
+        return;
     };
     let (r, w) = tokio::io::split(stream);
     let mut out = Out::new(Box::new(w), shared.limits.idle_timeout);

@@ -127,17 +127,10 @@ async fn connection<A: Pop3Auth>(
     shared: Arc<Shared<A>>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let _ = tcp.set_nodelay(true);
-    let stream = match timeout(shared.limits.handshake_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, "pop3 TLS handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "pop3 TLS handshake timed out");
-            return;
-        }
+    let limit = shared.limits.handshake_timeout;
+    let Some(stream) = crate::listener::tls_handshake("pop3", &acceptor, tcp, peer, limit).await
+    else {
+        return;
     };
     let session = Session {
         shared,
