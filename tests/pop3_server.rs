@@ -10,8 +10,7 @@ use chrono::{Duration as Days, Utc};
 use pecbox::pop3::{serve, Pop3Auth, Pop3Limits};
 use pecbox::smime::{generate_ca, generate_tls_cert, GeneratedCert};
 use pecbox::store::{Mailbox, OrdinaryMailPolicy, Store, INBOX};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -41,35 +40,15 @@ fn certs() -> &'static Certs {
     })
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
+// The TLS configurations the daemon itself uses.
 fn server_tls() -> Arc<rustls::ServerConfig> {
     let c = certs();
-    let cert = CertificateDer::from_pem_slice(c.tls.cert_pem.as_bytes()).unwrap();
-    let key = PrivateKeyDer::from_pem_slice(c.tls.key_pkcs8_pem.as_bytes()).unwrap();
-    Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], key)
-            .unwrap(),
-    )
+    pecbox::tls::server_config(&c.tls.cert_pem, &c.tls.key_pkcs8_pem).unwrap()
 }
 
 fn connector() -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(certs().ca.cert_der.clone()))
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    let ca = certs().ca.cert_pem.clone();
+    tokio_rustls::TlsConnector::from(pecbox::tls::client_config(&[ca], false).unwrap())
 }
 
 struct FixedPassword;
