@@ -31,7 +31,7 @@ fn main() {
         .unwrap_or(30 * 30 * 1000 * 6);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("store")).expect("store");
-    let registro = Registro::open(store.raw_db()).expect("registro");
+    let registro = Registro::open(&store).expect("registro");
     let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
     let span = Duration::days(30 * 30).num_seconds() as u64;
     let kinds = [

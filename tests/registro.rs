@@ -127,7 +127,7 @@ fn timeline_of_a_message_and_its_receipt_reproduced() {
 fn provider_store() -> (tempfile::TempDir, Store, Registro, common::TestProvider) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
-    let registro = Registro::open(store.raw_db()).unwrap();
+    let registro = Registro::open(&store).unwrap();
     (
         dir,
         store,
@@ -151,21 +151,33 @@ fn synthetic(n: u64, at: chrono::DateTime<Utc>) -> Vec<(Event, chrono::DateTime<
         .collect()
 }
 
-/// Rewrites the raw record `seq` of `month` with `f`.
-fn tamper(
-    registro: &Registro,
-    month: &str,
-    seq: u64,
-    f: impl Fn(Option<Vec<u8>>) -> Option<Vec<u8>>,
-) {
-    let tree = registro.month_tree(month).unwrap();
-    let mut key = vec![b'r'];
-    key.extend_from_slice(&seq.to_be_bytes());
-    let old = tree.get(&key).unwrap().map(|v| v.to_vec());
-    match f(old) {
-        Some(v) => tree.insert(key, v).unwrap(),
-        None => tree.remove(key).unwrap(),
-    };
+/// Rewrites (or with `None` deletes) the line of record `seq` in `month`'s file.
+fn tamper(registro: &Registro, month: &str, seq: u64, f: impl Fn(String) -> Option<String>) {
+    registro.settle().unwrap();
+    let path = registro.month_dir(month).join("records.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("{{\"seq\":{seq},")))
+        .unwrap_or_else(|| panic!("record {seq} not in {}", path.display()));
+    match f(lines[at].clone()) {
+        Some(line) => lines[at] = line,
+        None => {
+            lines.remove(at);
+        }
+    }
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+fn line_of(registro: &Registro, month: &str, seq: u64) -> String {
+    let path = registro.month_dir(month).join("records.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(&format!("{{\"seq\":{seq},")))
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -180,62 +192,37 @@ fn editing_deleting_or_reordering_one_record_is_reported_with_its_sequence() {
     let month = "2026-03";
 
     // Edit: one byte of record 7's outcome.
-    tamper(&registro, month, 7, |v| {
-        Some(
-            String::from_utf8(v.unwrap())
-                .unwrap()
-                .replace("\"ok\"", "\"ko\"")
-                .into_bytes(),
-        )
-    });
+    tamper(&registro, month, 7, |v| Some(v.replace("\"ok\"", "\"ko\"")));
     let report = registro.verify(&anchors, &|_| {}).unwrap();
     assert_eq!(report.broken.as_ref().map(|b| b.0), Some(7), "{report:?}");
     assert!(report.broken.unwrap().1.contains("altered"));
-    tamper(&registro, month, 7, |v| {
-        Some(
-            String::from_utf8(v.unwrap())
-                .unwrap()
-                .replace("\"ko\"", "\"ok\"")
-                .into_bytes(),
-        )
-    });
+    tamper(&registro, month, 7, |v| Some(v.replace("\"ko\"", "\"ok\"")));
     assert!(registro.verify(&anchors, &|_| {}).unwrap().ok(), "restored");
 
     // Delete record 12.
-    let saved = registro
-        .month_tree(month)
-        .unwrap()
-        .get(
-            [b'r']
-                .iter()
-                .copied()
-                .chain(12u64.to_be_bytes())
-                .collect::<Vec<u8>>(),
-        )
-        .unwrap()
-        .unwrap()
-        .to_vec();
+    let saved = line_of(&registro, month, 12);
     tamper(&registro, month, 12, |_| None);
     let report = registro.verify(&anchors, &|_| {}).unwrap();
     assert_eq!(report.broken.as_ref().map(|b| b.0), Some(12), "{report:?}");
     assert!(report.broken.unwrap().1.contains("missing"));
-    tamper(&registro, month, 12, |_| Some(saved.clone()));
+    tamper(&registro, month, 11, |v| Some(format!("{v}\n{saved}")));
+    assert!(registro.verify(&anchors, &|_| {}).unwrap().ok(), "restored");
+
+    // Delete the last record: the chain falls short of the head.
+    let saved = line_of(&registro, month, 20);
+    tamper(&registro, month, 20, |_| None);
+    let report = registro.verify(&anchors, &|_| {}).unwrap();
+    assert_eq!(report.broken.as_ref().map(|b| b.0), Some(20), "{report:?}");
+    assert!(report.broken.unwrap().1.contains("missing"));
+    tamper(&registro, month, 19, |v| Some(format!("{v}\n{saved}")));
+    assert!(registro.verify(&anchors, &|_| {}).unwrap().ok(), "restored");
 
     // Reorder: swap records 3 and 4.
-    let tree = registro.month_tree(month).unwrap();
-    let key = |s: u64| {
-        [b'r']
-            .iter()
-            .copied()
-            .chain(s.to_be_bytes())
-            .collect::<Vec<u8>>()
-    };
-    let (three, four) = (
-        tree.get(key(3)).unwrap().unwrap(),
-        tree.get(key(4)).unwrap().unwrap(),
-    );
-    tree.insert(key(3), four).unwrap();
-    tree.insert(key(4), three).unwrap();
+    let path = registro.month_dir(month).join("records.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.swap(2, 3);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let report = registro.verify(&anchors, &|_| {}).unwrap();
     assert_eq!(report.broken.as_ref().map(|b| b.0), Some(3), "{report:?}");
 }
@@ -334,7 +321,7 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
     let last = "2029-06";
     {
         let store = Store::open(&store_dir).unwrap();
-        let registro = Registro::open(store.raw_db()).unwrap();
+        let registro = Registro::open(&store).unwrap();
         let mut events = Vec::new();
         for back in (0..60).rev() {
             let month = month_minus(last, back).unwrap();
@@ -359,7 +346,7 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
     let _ = child.wait();
 
     let store = Store::open(&store_dir).unwrap();
-    let registro = Registro::open(store.raw_db()).unwrap();
+    let registro = Registro::open(&store).unwrap();
     let months = registro.months();
     assert!(months.len() >= 30 && months.len() <= 60, "{}", months.len());
     assert_eq!(months.last().map(String::as_str), Some(last));
@@ -392,5 +379,5 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
     let verify = b.run_ok(&["log", "verify"], None);
     assert!(verify.starts_with("registro intact"), "{verify}");
     let store = Store::open(&store_dir).unwrap();
-    assert_eq!(Registro::open(store.raw_db()).unwrap().months().len(), 30);
+    assert_eq!(Registro::open(&store).unwrap().months().len(), 30);
 }

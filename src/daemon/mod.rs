@@ -131,6 +131,10 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         provider.clone(),
         stop_rx.clone(),
     ));
+    tasks.spawn(crate::provider::registro_admin::settle(
+        provider.clone(),
+        stop_rx.clone(),
+    ));
 
     for (what, addr) in &bound {
         println!("{what:<12} {addr}");
@@ -160,6 +164,9 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     .await;
     if drained.is_err() {
         tracing::warn!("some sessions did not finish within 30 s; their messages stay queued");
+    }
+    if let Err(e) = provider.registro.settle() {
+        tracing::error!("registro: records stay in the store until the next start: {e}");
     }
     provider.store.flush().map_err(|e| setup(&e))?;
     let _ = std::fs::remove_file(config.control_socket());

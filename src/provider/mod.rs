@@ -85,7 +85,7 @@ impl Provider {
             queue_wakeup: tokio::sync::Notify::new(),
             client_tls,
             resolver: crate::smtp::DnsResolver::new(),
-            registro: crate::registro::Registro::open(store.raw_db())?,
+            registro: crate::registro::Registro::open(&store)?,
             store,
         };
         provider.store.put_provider(&provider.own_index_entry())?;

@@ -18,7 +18,7 @@ pub fn execute(store: &Store, config: &Config, request: LogRequest) -> AdminResp
 }
 
 fn run(store: &Store, config: &Config, request: LogRequest) -> Result<AdminResponse, String> {
-    let registro = Registro::open(store.raw_db()).map_err(|e| e.to_string())?;
+    let registro = Registro::open(&store).map_err(|e| e.to_string())?;
     match request {
         LogRequest::Search {
             identificativo,
@@ -192,6 +192,26 @@ fn render(records: &[Record], json: bool, timeline: bool) -> String {
         }
     }
     out
+}
+
+/// Every second: move the records the steps wrote into the store to the month files
+/// (one fsync per second instead of one per step; until then they are in the store).
+pub async fn settle(
+    provider: std::sync::Arc<super::Provider>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => break,
+        }
+        let p = provider.clone();
+        match tokio::task::spawn_blocking(move || p.registro.settle()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("registro: moving records to the month files: {e}"),
+            Err(e) => tracing::error!("registro: settling crashed: {e}"),
+        }
+    }
 }
 
 /// Daily (and at start): seal the closed months and drop those beyond retention.

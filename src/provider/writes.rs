@@ -69,7 +69,7 @@ impl Provider {
                 match w {
                     Write::Claim(_) => {}
                     Write::Log(event, _) => {
-                        registro::append_in(&log[0], &log[1], event, instant, receipt.as_deref())
+                        registro::append_in(&log[0], event, instant, receipt.as_deref())
                             .map_err(|e| t.absorb(e))?;
                     }
                     Write::Append {

@@ -1,13 +1,18 @@
 //! Registro dei log (pec-rules §1.3; DPR 68/2005: 30 months): every event of the
-//! provider, hash-chained, one sled tree per month, each closed month sealed by a
-//! checkpoint signed with the provider's key. Receipts and notices the provider emitted
-//! are kept compressed beside the events, so a lost receipt can be reproduced.
+//! provider, hash-chained, one folder of append-only files per month, each closed month
+//! sealed by a checkpoint signed with the provider's key. Receipts and notices the
+//! provider emitted are kept compressed beside the events, so a lost receipt can be
+//! reproduced.
 //!
-//! Keys of a month tree `registro-YYYY-MM`: `r` + seq → record; `x` + field + value +
-//! 0 + seq → index entry; `c` + message-id → the compressed receipt. The `registro`
-//! tree holds the chain head and the checkpoints, which outlive rotation.
+//! A record is born inside the store transaction of the step it describes (its
+//! sequence number and chain link come from the head kept in the store's `registro`
+//! tree), waits there, and is moved to `<store>/registro/YYYY-MM/` by
+//! [`Registro::settle`] (segment.rs: the files; index.rs: how they are searched). The
+//! `registro` tree also keeps the checkpoints, which outlive rotation.
 
 mod event;
+mod index;
+mod segment;
 
 pub use event::{Event, EventKind, ALL as ALL_KINDS};
 
@@ -18,14 +23,15 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use ring::digest;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{
-    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+    ConflictableTransactionError, TransactionError, TransactionalTree,
     UnabortableTransactionError,
 };
 
 use crate::pec::timestamp::PecTime;
 
 const META_TREE: &str = "registro";
-const MONTH_PREFIX: &str = "registro-";
+/// The months' folder, inside the store's.
+const ROOT: &str = "registro";
 const HEAD: &[u8] = b"head";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -234,11 +240,12 @@ impl VerifyReport {
     }
 }
 
-/// The registro inside the store's database.
+/// The registro: its chain head, checkpoints and records not yet settled live in the
+/// store's `registro` tree; the months' records in files beside the store.
 #[derive(Clone)]
 pub struct Registro {
-    db: sled::Db,
     meta: sled::Tree,
+    root: std::path::PathBuf,
 }
 
 /// `YYYY-MM` of an instant, in Italian legal time (months are the holder's months).
@@ -259,61 +266,6 @@ pub fn month_minus(month: &str, n: u32) -> Option<String> {
     ))
 }
 
-fn index_key(field: u8, value: &str, seq: u64) -> Vec<u8> {
-    let mut k = vec![b'x', field];
-    k.extend_from_slice(value.to_ascii_lowercase().as_bytes());
-    k.push(0);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn index_prefix(field: u8, value: &str) -> Vec<u8> {
-    let mut k = vec![b'x', field];
-    k.extend_from_slice(value.to_ascii_lowercase().as_bytes());
-    k.push(0);
-    k
-}
-
-fn record_key(seq: u64) -> Vec<u8> {
-    let mut k = vec![b'r'];
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn receipt_key(message_id: &str) -> Vec<u8> {
-    let id = message_id
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>');
-    let mut k = vec![b'c'];
-    k.extend_from_slice(id.to_ascii_lowercase().as_bytes());
-    k
-}
-
-fn index_entries(r: &Record) -> Vec<Vec<u8>> {
-    let e = &r.event;
-    let mut keys = Vec::new();
-    if let Some(v) = &e.identificativo {
-        keys.push(index_key(b'i', v, r.seq));
-    }
-    if let Some(v) = &e.message_id {
-        keys.push(index_key(
-            b'm',
-            v.trim_start_matches('<').trim_end_matches('>'),
-            r.seq,
-        ));
-    }
-    if let Some(v) = &e.sender {
-        keys.push(index_key(b's', v, r.seq));
-    }
-    for v in &e.recipients {
-        keys.push(index_key(b't', v, r.seq));
-    }
-    if let Some(k) = e.kind {
-        keys.push(index_key(b'k', k.as_str(), r.seq));
-    }
-    keys
-}
 
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
@@ -336,18 +288,18 @@ fn hex(bytes: &[u8]) -> String {
 
 type TxResult<T> = Result<T, UnabortableTransactionError>;
 
-/// Appends inside a transaction over the meta tree and the month tree (see
-/// [`Registro::trees_for`]). `receipt` is the already compressed copy to keep.
-pub fn append_in(
-    meta: &TransactionalTree,
-    month: &TransactionalTree,
-    event: &Event,
+fn pending_key(prefix: u8, seq: u64) -> [u8; 9] {
+    let mut k = [prefix; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn new_record(
+    head: Option<Head>,
+    event: Event,
     time: DateTime<Utc>,
-    receipt: Option<&[u8]>,
-) -> TxResult<u64> {
-    let head = meta
-        .get(HEAD)?
-        .and_then(|v| serde_json::from_slice::<Head>(&v).ok());
+    receipt: bool,
+) -> (Record, Head) {
     let (seq, prev) = match head {
         Some(h) => (h.seq + 1, hex(&h.hash)),
         None => (1, GENESIS.to_string()),
@@ -355,8 +307,8 @@ pub fn append_in(
     let mut record = Record {
         seq,
         time: PecTime::italian(time).datetime().to_rfc3339(),
-        event: event.clone(),
-        receipt: receipt.is_some() && event.message_id.is_some(),
+        event,
+        receipt,
         prev,
         hash: String::new(),
     };
@@ -365,34 +317,91 @@ pub fn append_in(
     for (i, b) in hash.iter_mut().enumerate() {
         *b = u8::from_str_radix(&record.hash[2 * i..2 * i + 2], 16).unwrap_or(0);
     }
-    let value = serde_json::to_vec(&record).unwrap_or_default();
-    month.insert(record_key(seq), value)?;
-    for key in index_entries(&record) {
-        month.insert(key, &[] as &[u8])?;
+    (record, Head { seq, hash })
+}
+
+/// Appends inside a transaction over the registro's tree (see [`Registro::trees_for`]):
+/// the record gets its sequence number and chain link now, atomically with the step's
+/// other writes, and waits in the store until [`Registro::settle`] moves it to its
+/// month's files. `receipt` is the already compressed copy to keep.
+pub fn append_in(
+    meta: &TransactionalTree,
+    event: &Event,
+    time: DateTime<Utc>,
+    receipt: Option<&[u8]>,
+) -> TxResult<u64> {
+    let head = meta
+        .get(HEAD)?
+        .and_then(|v| serde_json::from_slice::<Head>(&v).ok());
+    let keep = receipt.is_some() && event.message_id.is_some();
+    let (record, head) = new_record(head, event.clone(), time, keep);
+    meta.insert(
+        &pending_key(b'p', head.seq),
+        serde_json::to_vec(&record).unwrap_or_default(),
+    )?;
+    if let (true, Some(bytes)) = (keep, receipt) {
+        meta.insert(&pending_key(b'q', head.seq), bytes)?;
     }
-    if let (Some(bytes), Some(id)) = (receipt, &event.message_id) {
-        month.insert(receipt_key(id), bytes)?;
-    }
-    let head = serde_json::to_vec(&Head { seq, hash }).unwrap_or_default();
-    meta.insert(HEAD, head)?;
-    Ok(seq)
+    meta.insert(HEAD, serde_json::to_vec(&head).unwrap_or_default())?;
+    Ok(head.seq)
+}
+
+/// One writer per process moves records to the files (a second would duplicate
+/// lines); sled's lock already keeps other processes out of the store.
+static WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn writer() -> std::sync::MutexGuard<'static, ()> {
+    WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Registro {
-    pub fn open(db: &sled::Db) -> Result<Self, RegistroError> {
-        Ok(Self {
-            db: db.clone(),
-            meta: db.open_tree(META_TREE)?,
-        })
+    pub fn open(store: &crate::store::Store) -> Result<Self, RegistroError> {
+        let root = store.dir().join(ROOT);
+        std::fs::create_dir_all(&root).map_err(|e| segment::io_error(&root, e))?;
+        let registro = Self {
+            meta: store.raw_db().open_tree(META_TREE)?,
+            root,
+        };
+        {
+            let _w = writer();
+            segment::recover(&registro.root)?;
+            registro.reconcile_head()?;
+        }
+        Ok(registro)
     }
 
-    pub fn month_tree(&self, month: &str) -> Result<sled::Tree, RegistroError> {
-        Ok(self.db.open_tree(format!("{MONTH_PREFIX}{month}"))?)
+    /// The folder of one month's files.
+    pub fn month_dir(&self, month: &str) -> std::path::PathBuf {
+        self.root.join(month)
     }
 
-    /// The trees a record at `time` is written to: [meta, month].
-    pub fn trees_for(&self, time: DateTime<Utc>) -> Result<[sled::Tree; 2], RegistroError> {
-        Ok([self.meta.clone(), self.month_tree(&month_of(time))?])
+    /// The trees a record is written to inside a step's transaction: [registro].
+    pub fn trees_for(&self, _time: DateTime<Utc>) -> Result<[sled::Tree; 1], RegistroError> {
+        Ok([self.meta.clone()])
+    }
+
+    fn head(&self) -> Result<Option<Head>, RegistroError> {
+        Ok(self
+            .meta
+            .get(HEAD)?
+            .and_then(|v| serde_json::from_slice::<Head>(&v).ok()))
+    }
+
+    /// After a crash in a bulk load the files can be ahead of the head: follow them.
+    fn reconcile_head(&self) -> Result<(), RegistroError> {
+        let Some(month) = segment::months(&self.root).pop() else {
+            return Ok(());
+        };
+        let Some(last) = segment::last_record(&self.root, &month)? else {
+            return Ok(());
+        };
+        if self.head()?.is_none_or(|h| h.seq < last.seq) {
+            let (_, head) = (last.seq, head_of(&last));
+            self.meta
+                .insert(HEAD, serde_json::to_vec(&head).unwrap_or_default())?;
+            self.meta.flush()?;
+        }
+        Ok(())
     }
 
     /// Appends one event in its own transaction; returns its sequence number.
@@ -403,92 +412,125 @@ impl Registro {
         receipt: Option<&[u8]>,
     ) -> Result<u64, RegistroError> {
         let compressed = receipt.map(compress);
-        let trees = self.trees_for(time)?;
-        let result: Result<u64, TransactionError<()>> = trees[..].transaction(|t| {
-            append_in(&t[0], &t[1], event, time, compressed.as_deref())
+        let result: Result<u64, TransactionError<()>> = self.meta.transaction(|t| {
+            append_in(t, event, time, compressed.as_deref())
                 .map_err(ConflictableTransactionError::from)
         });
         result.map_err(|e| RegistroError::Storage(format!("{e:?}")))
     }
 
-    /// Appends many events quickly (no transaction: a single writer, e.g. an import or
-    /// a synthetic load); events must come in time order.
+    /// Moves the records waiting in the store to their months' files, durably, and
+    /// then forgets them in the store. Called every second by the daemon and before
+    /// every read.
+    pub fn settle(&self) -> Result<u64, RegistroError> {
+        let _w = writer();
+        self.settle_locked()
+    }
+
+    fn settle_locked(&self) -> Result<u64, RegistroError> {
+        let mut pending = self.meta.scan_prefix(b"p").peekable();
+        if pending.peek().is_none() {
+            return Ok(0);
+        }
+        let mut month = segment::months(&self.root).pop();
+        let mut written = match &month {
+            Some(m) => segment::last_record(&self.root, m)?.map_or(0, |r| r.seq),
+            None => 0,
+        };
+        let mut appender: Option<(String, segment::Appender)> = None;
+        let mut done = Vec::new();
+        let mut moved = 0;
+        for item in pending {
+            let (key, value) = item?;
+            done.push(key.clone());
+            let record: Record = serde_json::from_slice(&value)
+                .map_err(|e| RegistroError::Corrupt(format!("pending record: {e}")))?;
+            let seq_key = pending_key(b'q', record.seq);
+            if record.seq <= written {
+                done.push(seq_key.to_vec().into());
+                continue;
+            }
+            // Months never go back, even if the clock does: verify walks them in order.
+            let target = std::cmp::max(month.clone().unwrap_or_default(), record_month(&record));
+            if appender.as_ref().is_none_or(|(m, _)| *m != target) {
+                if let Some((_, a)) = appender.take() {
+                    a.finish()?;
+                }
+                appender = Some((target.clone(), segment::Appender::open(&self.root, &target)?));
+                month = Some(target);
+            }
+            let receipt = match self.meta.get(seq_key)? {
+                Some(bytes) => {
+                    done.push(seq_key.to_vec().into());
+                    Some(bytes)
+                }
+                None => None,
+            };
+            let id = record.event.message_id.clone().unwrap_or_default();
+            if let Some((_, a)) = appender.as_mut() {
+                a.push(&record, receipt.as_deref().map(|b| (id.as_str(), b)))?;
+            }
+            written = record.seq;
+            moved += 1;
+        }
+        if let Some((_, a)) = appender.take() {
+            a.finish()?;
+        }
+        let mut batch = sled::Batch::default();
+        for key in done {
+            batch.remove(key);
+        }
+        self.meta.apply_batch(batch)?;
+        Ok(moved)
+    }
+
+    /// Appends many events quickly, straight to the files (a single writer: an import
+    /// or a synthetic load); events must come in time order.
     pub fn append_bulk(
         &self,
         events: impl IntoIterator<Item = (Event, DateTime<Utc>)>,
     ) -> Result<u64, RegistroError> {
-        let mut head = self
-            .meta
-            .get(HEAD)?
-            .and_then(|v| serde_json::from_slice::<Head>(&v).ok());
+        let _w = writer();
+        self.settle_locked()?;
+        let mut head = self.head()?;
+        let mut month = segment::months(&self.root).pop();
+        let mut appender: Option<segment::Appender> = None;
+        let mut touched = Vec::new();
         let mut count: u64 = 0;
-        let mut batch = sled::Batch::default();
-        let mut batch_month: Option<String> = None;
-        let flush =
-            |month: &Option<String>, batch: &mut sled::Batch| -> Result<(), RegistroError> {
-                if let Some(m) = month {
-                    self.month_tree(m)?.apply_batch(std::mem::take(batch))?;
-                }
-                Ok(())
-            };
         for (event, time) in events {
-            let month = month_of(time);
-            if batch_month.as_deref() != Some(month.as_str()) {
-                flush(&batch_month, &mut batch)?;
-                batch_month = Some(month);
+            let (record, h) = new_record(head, event, time, false);
+            let target = std::cmp::max(month.clone().unwrap_or_default(), record_month(&record));
+            if appender.is_none() || month.as_deref() != Some(target.as_str()) {
+                if let Some(a) = appender.take() {
+                    a.finish()?;
+                }
+                appender = Some(segment::Appender::open(&self.root, &target)?);
+                touched.push(target.clone());
+                month = Some(target);
             }
-            let (seq, prev) = match head {
-                Some(h) => (h.seq + 1, hex(&h.hash)),
-                None => (1, GENESIS.to_string()),
-            };
-            let mut record = Record {
-                seq,
-                time: PecTime::italian(time).datetime().to_rfc3339(),
-                event,
-                receipt: false,
-                prev,
-                hash: String::new(),
-            };
-            record.hash = record.compute_hash();
-            let mut hash = [0u8; 32];
-            for (i, b) in hash.iter_mut().enumerate() {
-                *b = u8::from_str_radix(&record.hash[2 * i..2 * i + 2], 16).unwrap_or(0);
+            if let Some(a) = appender.as_mut() {
+                a.push(&record, None)?;
             }
-            batch.insert(
-                record_key(seq),
-                serde_json::to_vec(&record).unwrap_or_default(),
-            );
-            for key in index_entries(&record) {
-                batch.insert(key, &[] as &[u8]);
-            }
-            head = Some(Head { seq, hash });
+            head = Some(h);
             count += 1;
-            if count.is_multiple_of(50_000) {
-                flush(&batch_month, &mut batch)?;
-                self.meta
-                    .insert(HEAD, serde_json::to_vec(&head).unwrap_or_default())?;
-            }
         }
-        flush(&batch_month, &mut batch)?;
+        if let Some(a) = appender.take() {
+            a.finish()?;
+        }
         if let Some(h) = head {
             self.meta
                 .insert(HEAD, serde_json::to_vec(&h).unwrap_or_default())?;
+            self.meta.flush()?;
+        }
+        for m in touched {
+            index::compact(&self.root.join(m))?;
         }
         Ok(count)
     }
 
     /// Months present, oldest first.
     pub fn months(&self) -> Vec<String> {
-        let mut months: Vec<String> = self
-            .db
-            .tree_names()
-            .iter()
-            .filter_map(|n| std::str::from_utf8(n).ok())
-            .filter_map(|n| n.strip_prefix(MONTH_PREFIX))
-            .map(str::to_string)
-            .collect();
-        months.sort();
-        months
+        segment::months(&self.root)
     }
 
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, RegistroError> {
@@ -512,85 +554,67 @@ impl Registro {
         }
     }
 
-    /// The records of one month, in sequence order.
+    /// The records of one month, in file order.
     pub fn records(
         &self,
         month: &str,
-    ) -> Result<impl Iterator<Item = Result<(u64, Record), RegistroError>>, RegistroError> {
-        let tree = self.month_tree(month)?;
-        Ok(tree.scan_prefix(b"r").map(|item| {
-            let (k, v) = item?;
-            let seq = k
-                .get(1..9)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            let record: Record = serde_json::from_slice(&v)
-                .map_err(|e| RegistroError::Corrupt(format!("record {seq}: {e}")))?;
-            Ok((seq, record))
+    ) -> Result<impl Iterator<Item = Result<Record, RegistroError>>, RegistroError> {
+        self.settle()?;
+        Ok(segment::Lines::open(&self.root, month)?.map(|line| {
+            let (_, _, parsed) = line?;
+            parsed.map_err(RegistroError::Corrupt)
         }))
-    }
-
-    fn get(&self, tree: &sled::Tree, seq: u64) -> Result<Option<Record>, RegistroError> {
-        match tree.get(record_key(seq))? {
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| RegistroError::Corrupt(format!("record {seq}: {e}"))),
-            None => Ok(None),
-        }
     }
 
     /// Records matching `q`, oldest first.
     pub fn search(&self, q: &Query) -> Result<Vec<Record>, RegistroError> {
+        self.settle()?;
+        // A record lies in its own month's folder or a later one (never earlier).
         let months: Vec<String> = self
             .months()
             .into_iter()
             .filter(|m| q.since.is_none_or(|t| *m >= month_of(t)))
-            .filter(|m| q.until.is_none_or(|t| *m <= month_of(t)))
             .collect();
-        let index: Option<Vec<u8>> = if let Some(v) = &q.identificativo {
-            Some(index_prefix(b'i', v))
+        let key = if let Some(v) = &q.identificativo {
+            Some(index::key_identificativo(v))
         } else if let Some(v) = &q.message_id {
-            Some(index_prefix(
-                b'm',
-                v.trim_start_matches('<').trim_end_matches('>'),
-            ))
+            Some(index::key_message_id(v))
         } else if let Some(v) = &q.sender {
-            Some(index_prefix(b's', v))
+            Some(index::key_sender(v))
         } else if let Some(v) = &q.recipient {
-            Some(index_prefix(b't', v))
+            Some(index::key_recipient(v))
         } else {
-            q.kind.map(|k| index_prefix(b'k', k.as_str()))
+            q.kind.map(|k| index::key_kind(k.as_str()))
         };
         let mut out = Vec::new();
         for month in months {
-            let tree = self.month_tree(&month)?;
-            let candidates: Vec<Record> = match &index {
-                Some(prefix) => {
-                    let mut v = Vec::new();
-                    for item in tree.scan_prefix(prefix) {
-                        let (k, _) = item?;
-                        let seq = k
-                            .get(k.len().saturating_sub(8)..)
-                            .and_then(|b| b.try_into().ok())
-                            .map(u64::from_be_bytes)
-                            .unwrap_or(0);
-                        if let Some(r) = self.get(&tree, seq)? {
-                            v.push(r);
-                        }
-                    }
-                    v
-                }
-                None => self
-                    .records(&month)?
-                    .map(|r| r.map(|(_, r)| r))
-                    .collect::<Result<_, _>>()?,
-            };
-            for r in candidates {
+            let mut keep = |r: Record| {
                 if matches(&r, q) {
                     out.push(r);
-                    if q.limit.is_some_and(|l| out.len() >= l) {
-                        return Ok(out);
+                }
+                q.limit.is_some_and(|l| out.len() >= l)
+            };
+            match key {
+                Some(key) => {
+                    let mut reader = segment::RecordReader::open(&self.root, &month)?;
+                    for offset in index::lookup(&self.root.join(&month), key)? {
+                        if offset & index::RECEIPT_FLAG != 0 {
+                            continue;
+                        }
+                        if let Some(r) = reader.at(offset) {
+                            if keep(r) {
+                                return Ok(out);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    for line in segment::Lines::open(&self.root, &month)? {
+                        if let (_, _, Ok(r)) = line? {
+                            if keep(r) {
+                                return Ok(out);
+                            }
+                        }
                     }
                 }
             }
@@ -610,33 +634,44 @@ impl Registro {
 
     /// The signed bytes of a receipt or notice this provider emitted.
     pub fn receipt(&self, message_id: &str) -> Result<Option<Vec<u8>>, RegistroError> {
+        self.settle()?;
+        let key = index::key_receipt(message_id);
         for month in self.months().iter().rev() {
-            if let Some(v) = self.month_tree(month)?.get(receipt_key(message_id))? {
-                return decompress(&v).map(Some);
+            for offset in index::lookup(&self.root.join(month), key)? {
+                if offset & index::RECEIPT_FLAG == 0 {
+                    continue;
+                }
+                let at = offset & !index::RECEIPT_FLAG;
+                if let Some(v) = segment::receipt_at(&self.root, month, at, message_id)? {
+                    return decompress(&v).map(Some);
+                }
             }
         }
         Ok(None)
     }
 
-    /// Seals every month before `now`'s that has no checkpoint yet.
+    /// Seals every month before `now`'s that has no checkpoint yet and folds every
+    /// month's new index entries into its sorted index.
     pub fn close_months(
         &self,
         now: DateTime<Utc>,
         signer: &crate::smime::Signer,
         provider: &str,
     ) -> Result<Vec<String>, RegistroError> {
+        self.settle()?;
         let current = month_of(now);
         let mut closed = Vec::new();
         for month in self.months() {
-            if month >= current || self.checkpoint(&month)?.is_some() {
-                continue;
+            if month < current && self.checkpoint(&month)?.is_none() {
+                let cp = self.make_checkpoint(&month, signer, provider)?;
+                self.meta.insert(
+                    format!("cp/{month}"),
+                    serde_json::to_vec(&cp).unwrap_or_default(),
+                )?;
+                closed.push(month.clone());
             }
-            let cp = self.make_checkpoint(&month, signer, provider)?;
-            self.meta.insert(
-                format!("cp/{month}"),
-                serde_json::to_vec(&cp).unwrap_or_default(),
-            )?;
-            closed.push(month);
+            let _w = writer();
+            index::compact(&self.root.join(&month))?;
         }
         self.meta.flush()?;
         Ok(closed)
@@ -651,8 +686,8 @@ impl Registro {
         let mut first: Option<Record> = None;
         let mut last: Option<Record> = None;
         let mut count = 0;
-        for item in self.records(month)? {
-            let (_, r) = item?;
+        for r in self.records(month)? {
+            let r = r?;
             if first.is_none() {
                 first = Some(r.clone());
             }
@@ -697,10 +732,10 @@ impl Registro {
                 break;
             }
             progress(&month);
-            self.db.drop_tree(format!("{MONTH_PREFIX}{month}"))?;
+            let _w = writer();
+            segment::drop_month(&self.root, &month)?;
             dropped.push(month);
         }
-        self.db.flush()?;
         Ok(dropped)
     }
 
@@ -710,6 +745,7 @@ impl Registro {
         anchors: &[Vec<u8>],
         progress: &dyn Fn(u64),
     ) -> Result<VerifyReport, RegistroError> {
+        self.settle()?;
         let checkpoints = self.checkpoints()?;
         let months = self.months();
         let mut report = VerifyReport {
@@ -726,17 +762,17 @@ impl Registro {
         let mut chain = Chain::new(start.map(|c| (c.last_seq, c.last_hash.clone())));
         for month in &months {
             let mut count = 0;
-            let mut first_prev = None;
-            for item in self.records(month)? {
-                let (key_seq, record) = match item {
-                    Ok(x) => x,
-                    Err(e) => {
-                        report.broken = Some((chain.expected_seq(), e.to_string()));
+            for line in segment::Lines::open(&self.root, month)? {
+                let record = match line? {
+                    (_, _, Ok(r)) => r,
+                    (_, _, Err(e)) => {
+                        let seq = chain.expected_seq();
+                        report.broken =
+                            Some((seq, format!("record {seq} is unreadable in {month}: {e}")));
                         return Ok(report);
                     }
                 };
-                first_prev.get_or_insert_with(|| record.prev.clone());
-                if let Err(broken) = chain.check(key_seq, &record) {
+                if let Err(broken) = chain.check(&record) {
                     report.broken = Some(broken);
                     return Ok(report);
                 }
@@ -752,6 +788,20 @@ impl Registro {
                     report.broken = Some(broken);
                     return Ok(report);
                 }
+            }
+        }
+        // Records cut from the end leave the chain short of the head.
+        if let (Some(head), Some(next)) = (self.head()?, chain.next) {
+            if next <= head.seq {
+                report.broken = Some((
+                    next,
+                    format!(
+                        "record {next} is missing (the files end at {}, the registro at {})",
+                        next - 1,
+                        head.seq
+                    ),
+                ));
+                return Ok(report);
             }
         }
         for cp in checkpoints.iter().filter(|c| !months.contains(&c.month)) {
@@ -773,6 +823,7 @@ impl Registro {
         signer: &crate::smime::Signer,
         provider: &str,
     ) -> Result<Vec<u8>, RegistroError> {
+        self.settle()?;
         if !self.months().iter().any(|m| m == month) {
             return Err(RegistroError::Invalid(format!("no records for {month}")));
         }
@@ -780,19 +831,11 @@ impl Registro {
             Some(cp) => cp,
             None => self.make_checkpoint(month, signer, provider)?,
         };
-        let records: Vec<Record> = self
-            .records(month)?
-            .map(|r| r.map(|(_, r)| r))
-            .collect::<Result<_, _>>()?;
-        let tree = self.month_tree(month)?;
-        let mut receipts = std::collections::BTreeMap::new();
-        for item in tree.scan_prefix(b"c") {
-            let (k, v) = item?;
-            receipts.insert(
-                String::from_utf8_lossy(&k[1..]).into_owned(),
-                base64::engine::general_purpose::STANDARD.encode(&v),
-            );
-        }
+        let records: Vec<Record> = self.records(month)?.collect::<Result<_, _>>()?;
+        let receipts = segment::receipts(&self.root, month)?
+            .into_iter()
+            .map(|(id, data)| (id, base64::engine::general_purpose::STANDARD.encode(data)))
+            .collect();
         let export = Export {
             format: EXPORT_FORMAT.into(),
             month: month.to_string(),
@@ -809,6 +852,21 @@ impl Registro {
     }
 }
 
+fn record_month(r: &Record) -> String {
+    r.time.get(..7).unwrap_or_default().to_string()
+}
+
+fn head_of(r: &Record) -> Head {
+    let mut hash = [0u8; 32];
+    for (i, b) in hash.iter_mut().enumerate() {
+        *b = r
+            .hash
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    Head { seq: r.seq, hash }
+}
 const EXPORT_FORMAT: &str = "pecbox-registro/1";
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -841,7 +899,7 @@ pub fn verify_export(bytes: &[u8], anchors: &[Vec<u8>]) -> Result<VerifyReport, 
     let cp = &export.checkpoint;
     let mut chain = Chain::new(Some((cp.first_seq.saturating_sub(1), cp.prev_hash.clone())));
     for record in &export.records {
-        if let Err(broken) = chain.check(record.seq, record) {
+        if let Err(broken) = chain.check(record) {
             report.broken = Some(broken);
             return Ok(report);
         }
@@ -906,23 +964,14 @@ impl Chain {
         self.next.unwrap_or(1)
     }
 
-    fn check(&mut self, key_seq: u64, r: &Record) -> Result<(), (u64, String)> {
+    fn check(&mut self, r: &Record) -> Result<(), (u64, String)> {
         let expected = self
             .next
             .unwrap_or(if r.prev == GENESIS { 1 } else { r.seq });
-        if key_seq != r.seq {
-            return Err((
-                key_seq,
-                format!(
-                    "record stored as {key_seq} claims sequence {} (reordered)",
-                    r.seq
-                ),
-            ));
-        }
         if r.seq != expected {
             return Err((
                 expected,
-                format!("record {expected} is missing (next is {})", r.seq),
+                format!("record {expected} is missing or out of place (found {} there)", r.seq),
             ));
         }
         if self.next.is_some() && r.prev != self.prev {

@@ -190,6 +190,7 @@ pub const SENT: &str = "Sent";
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    dir: std::path::PathBuf,
     events: std::sync::Arc<events::Hub>,
 }
 
@@ -209,8 +210,14 @@ impl Store {
         let db = sled::open(dir).map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self {
             db,
+            dir: dir.to_path_buf(),
             events: Default::default(),
         })
+    }
+
+    /// The folder the database lives in (the registro keeps its month files there).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// Makes everything written so far durable (fsync).
