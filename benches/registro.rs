@@ -1,5 +1,7 @@
 //! The registro at full size: 30 months × 1 000 messages a day, six events each
-//! (~5.5 M events), then `search` by Message-ID and by sender + month.
+//! (5.4 M events), then `search` by Message-ID and by sender + month, in process and
+//! as `pecbox log search` (a fresh process on the closed store, after dropping the
+//! page cache when allowed, i.e. as root), then the whole chain check.
 //! `REGISTRO_EVENTS=N` scales it down; the store stays in a temporary folder.
 //! Run: `cargo bench --bench registro`.
 
@@ -99,6 +101,64 @@ fn main() {
         found.len(),
         t.elapsed().as_secs_f64()
     );
+    drop(registro);
+    drop(store);
+    let config = dir.path().join("pecbox.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[provider]\nname = \"Bench PEC\"\ndomains = [\"pec.bench.test\"]\nhostname = \"pec.bench.test\"\n[storage]\ndata_dir = \"{}\"\n",
+            dir.path().display()
+        ),
+    )
+    .expect("config");
+    let cold = std::process::Command::new("sh")
+        .args(["-c", "sync && echo 3 > /proc/sys/vm/drop_caches"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let cli = |args: &[&str]| {
+        let t = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pecbox"))
+            .arg("--config")
+            .arg(&config)
+            .args(["log", "search", "--json"])
+            .args(args)
+            .output()
+            .expect("pecbox");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // One JSON record per line.
+        let found = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+            .count();
+        (found, t.elapsed().as_secs_f64())
+    };
+    let cache = if cold {
+        "cold page cache"
+    } else {
+        "warm page cache"
+    };
+    let id = format!("m{:010}@pec.bench.test", probe + 7);
+    let (n, secs) = cli(&["--message-id", &id]);
+    println!("pecbox log search --message-id ({cache}): {n} record(s) in {secs:.3} s");
+    let (since, until) = (since.to_rfc3339(), until.to_rfc3339());
+    let (n, secs) = cli(&[
+        "--sender",
+        "holder043@pec.bench.test",
+        "--since",
+        &since,
+        "--until",
+        &until,
+    ]);
+    println!("pecbox log search --sender --since --until ({cache}): {n} record(s) in {secs:.3} s");
+
+    let store = Store::open(&dir.path().join("store")).expect("store");
+    let registro = Registro::open(&store).expect("registro");
     let t = Instant::now();
     let report = registro.verify(&[], &|_| {}).expect("verify");
     println!(

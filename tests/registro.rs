@@ -312,13 +312,25 @@ fn rotation_keeps_exactly_30_months_and_the_chain_verifies() {
     assert!(!report.ok());
 }
 
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[test]
 fn kill_9_during_rotation_leaves_a_verifiable_registro() {
     let b = PecBox::new("Rotate PEC", "pec.rot.test", "");
     b.init();
     b.add_mailbox("alice");
     let store_dir = b.dir.path().join("data/store");
-    let last = "2029-06";
+    let pristine = b.dir.path().join("pristine-store");
+    // After today: the mailbox's creation is already logged, and months never go back.
+    let last = "2031-12";
     {
         let store = Store::open(&store_dir).unwrap();
         let registro = Registro::open(&store).unwrap();
@@ -326,39 +338,83 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
         for back in (0..60).rev() {
             let month = month_minus(last, back).unwrap();
             events.extend(synthetic(
-                400,
+                1500,
                 month_start(&month).unwrap() + chrono::Duration::days(2),
             ));
         }
         registro.append_bulk(events).unwrap();
         store.flush().unwrap();
     }
+    copy_dir(&store_dir, &pristine);
+    let total = {
+        let store = Store::open(&store_dir).unwrap();
+        Registro::open(&store).unwrap().months().len()
+    };
+    assert_eq!(total, 61, "60 synthetic months and today's");
     let now = (month_start(last).unwrap() + chrono::Duration::days(10)).to_rfc3339();
-    let mut child = b
-        .cmd()
-        .args(["log", "rotate", "--now", &now])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    let _ = child.kill();
-    let _ = child.wait();
-
-    let store = Store::open(&store_dir).unwrap();
-    let registro = Registro::open(&store).unwrap();
-    let months = registro.months();
-    assert!(months.len() >= 30 && months.len() <= 60, "{}", months.len());
-    assert_eq!(months.last().map(String::as_str), Some(last));
     let ca = std::fs::read_to_string(b.ca_path()).unwrap();
     let anchors = pecbox::smime::pem_certificates(&ca).unwrap();
-    let report = registro.verify(&anchors, &|_| {}).unwrap();
-    assert!(
-        report.ok(),
-        "old or new state, never a broken one: {report:?}"
-    );
-    drop(registro);
-    drop(store);
+
+    // How long a whole rotation takes here; then kill at a time found by bisection
+    // until a kill lands mid-way (some months dropped, not all). Every state a kill
+    // leaves must verify, and every dropped month must keep its checkpoint.
+    let rotate = || {
+        b.cmd()
+            .args(["log", "rotate", "--now", &now])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    assert!(rotate().wait().unwrap().success());
+    let whole = started.elapsed();
+    let (mut early, mut late) = (Duration::ZERO, whole);
+    let mut caught_mid_way = false;
+    for _ in 0..12 {
+        let delay = (early + late) / 2;
+        std::fs::remove_dir_all(&store_dir).unwrap();
+        copy_dir(&pristine, &store_dir);
+        let mut child = rotate();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+
+        let store = Store::open(&store_dir).unwrap();
+        let registro = Registro::open(&store).unwrap();
+        let months = registro.months();
+        assert!(
+            months.len() >= 30 && months.len() <= total,
+            "{}",
+            months.len()
+        );
+        assert_eq!(months.last().map(String::as_str), Some(last));
+        let report = registro.verify(&anchors, &|_| {}).unwrap();
+        assert!(
+            report.ok(),
+            "killed after {delay:?}: old or new state, never a broken one: {report:?}"
+        );
+        let sealed = registro.checkpoints().unwrap().len();
+        assert!(
+            sealed >= total - months.len(),
+            "{sealed} checkpoints, {} months, killed after {delay:?}",
+            months.len()
+        );
+        eprintln!(
+            "killed after {delay:?} of {whole:?}: {} months, {sealed} sealed",
+            months.len()
+        );
+        match months.len() {
+            n if n == total => early = delay,
+            30 => late = delay,
+            _ => {
+                caught_mid_way = true;
+                break;
+            }
+        }
+    }
+    assert!(caught_mid_way, "no kill landed during the rotation");
+
     // Finishing the rotation afterwards reaches the new state.
     let out = Command::new(env!("CARGO_BIN_EXE_pecbox"))
         .args([
@@ -380,4 +436,87 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
     assert!(verify.starts_with("registro intact"), "{verify}");
     let store = Store::open(&store_dir).unwrap();
     assert_eq!(Registro::open(&store).unwrap().months().len(), 30);
+}
+
+fn found(registro: &Registro, message_id: &str) -> usize {
+    registro
+        .search(&pecbox::registro::Query {
+            message_id: Some(message_id.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn records_survive_a_crash_at_every_point_between_the_store_and_the_month_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let start = Utc.with_ymd_and_hms(2026, 3, 10, 8, 0, 0).unwrap();
+    let events = synthetic(8, start);
+    let provider = common::TestProvider::new("Registro PEC", "pec.reg.test");
+    let anchors = vec![provider.ca.cert_der.clone()];
+    let month_dir = |registro: &Registro| registro.month_dir("2026-03");
+
+    // Committed in the store, never moved to the files (killed before settling).
+    {
+        let store = Store::open(&store_dir).unwrap();
+        let registro = Registro::open(&store).unwrap();
+        for (event, t) in &events[..5] {
+            registro.append(event, *t, None).unwrap();
+        }
+        store.flush().unwrap();
+        assert!(!month_dir(&registro).join("records.jsonl").exists());
+    }
+    let store = Store::open(&store_dir).unwrap();
+    let registro = Registro::open(&store).unwrap();
+    assert_eq!(found(&registro, "m4@pec.reg.test"), 1);
+    let report = registro.verify(&anchors, &|_| {}).unwrap();
+    assert!(report.ok() && report.records == 5, "{report:?}");
+
+    // The files half written: record 6 torn mid-line, its index entries never made.
+    registro.append(&events[5].0, events[5].1, None).unwrap();
+    store.flush().unwrap();
+    let records = month_dir(&registro).join("records.jsonl");
+    let mut torn = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&records)
+        .unwrap();
+    std::io::Write::write_all(&mut torn, b"{\"seq\":6,\"time\":\"2026-03-1").unwrap();
+    drop((registro, store));
+    let store = Store::open(&store_dir).unwrap();
+    let registro = Registro::open(&store).unwrap();
+    assert_eq!(found(&registro, "m5@pec.reg.test"), 1);
+    let report = registro.verify(&anchors, &|_| {}).unwrap();
+    assert!(report.ok() && report.records == 6, "{report:?}");
+
+    // Records on disk whose index entries were lost: indexed again at opening.
+    registro.append(&events[6].0, events[6].1, None).unwrap();
+    registro.settle().unwrap();
+    for name in ["index.log", "index.sorted"] {
+        let _ = std::fs::remove_file(month_dir(&registro).join(name));
+    }
+    drop((registro, store));
+    let store = Store::open(&store_dir).unwrap();
+    let registro = Registro::open(&store).unwrap();
+    for i in 0..7 {
+        assert_eq!(found(&registro, &format!("<m{i}@pec.reg.test>")), 1, "m{i}");
+    }
+
+    // The clock goes back a month: the record stays in the newer month (the chain
+    // walks months in order) and a search by its own time still finds it.
+    let back = start - chrono::Duration::days(20);
+    registro.append(&events[7].0, back, None).unwrap();
+    assert_eq!(registro.months(), ["2026-03"]);
+    let february = registro
+        .search(&pecbox::registro::Query {
+            since: Some(month_start("2026-02").unwrap()),
+            until: Some(month_start("2026-03").unwrap() - chrono::Duration::seconds(1)),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(february.len(), 1);
+    assert_eq!(february[0].seq, 8);
+    let report = registro.verify(&anchors, &|_| {}).unwrap();
+    assert!(report.ok() && report.records == 8, "{report:?}");
 }

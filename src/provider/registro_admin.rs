@@ -18,7 +18,7 @@ pub fn execute(store: &Store, config: &Config, request: LogRequest) -> AdminResp
 }
 
 fn run(store: &Store, config: &Config, request: LogRequest) -> Result<AdminResponse, String> {
-    let registro = Registro::open(&store).map_err(|e| e.to_string())?;
+    let registro = Registro::open(store).map_err(|e| e.to_string())?;
     match request {
         LogRequest::Search {
             identificativo,

@@ -247,8 +247,9 @@ pub(super) fn compact(dir: &Path) -> Result<(), RegistroError> {
             (None, None) => break,
         }
     }
-    drop(write);
-    let file = out.into_inner().map_err(|e| io_error(&tmp, e.into_error()))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| io_error(&tmp, e.into_error()))?;
     file.sync_all().map_err(|e| io_error(&tmp, e))?;
     std::fs::rename(&tmp, &sorted_path).map_err(|e| io_error(&sorted_path, e))?;
     super::segment::sync_dir(dir)?;

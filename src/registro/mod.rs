@@ -23,8 +23,7 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use ring::digest;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree,
-    UnabortableTransactionError,
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
 };
 
 use crate::pec::timestamp::PecTime;
@@ -266,7 +265,6 @@ pub fn month_minus(month: &str, n: u32) -> Option<String> {
     ))
 }
 
-
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     // Writing into a Vec cannot fail.
@@ -351,7 +349,9 @@ pub fn append_in(
 static WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn writer() -> std::sync::MutexGuard<'static, ()> {
-    WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    WRITER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Registro {
@@ -456,7 +456,10 @@ impl Registro {
                 if let Some((_, a)) = appender.take() {
                     a.finish()?;
                 }
-                appender = Some((target.clone(), segment::Appender::open(&self.root, &target)?));
+                appender = Some((
+                    target.clone(),
+                    segment::Appender::open(&self.root, &target)?,
+                ));
                 month = Some(target);
             }
             let receipt = match self.meta.get(seq_key)? {
@@ -569,11 +572,14 @@ impl Registro {
     /// Records matching `q`, oldest first.
     pub fn search(&self, q: &Query) -> Result<Vec<Record>, RegistroError> {
         self.settle()?;
-        // A record lies in its own month's folder or a later one (never earlier).
+        // A record lies in its own month's folder, or in a later one marked backdated.
         let months: Vec<String> = self
             .months()
             .into_iter()
             .filter(|m| q.since.is_none_or(|t| *m >= month_of(t)))
+            .filter(|m| {
+                q.until.is_none_or(|t| *m <= month_of(t)) || segment::has_backdated(&self.root, m)
+            })
             .collect();
         let key = if let Some(v) = &q.identificativo {
             Some(index::key_identificativo(v))
@@ -635,16 +641,28 @@ impl Registro {
     /// The signed bytes of a receipt or notice this provider emitted.
     pub fn receipt(&self, message_id: &str) -> Result<Option<Vec<u8>>, RegistroError> {
         self.settle()?;
-        let key = index::key_receipt(message_id);
         for month in self.months().iter().rev() {
-            for offset in index::lookup(&self.root.join(month), key)? {
-                if offset & index::RECEIPT_FLAG == 0 {
-                    continue;
-                }
-                let at = offset & !index::RECEIPT_FLAG;
-                if let Some(v) = segment::receipt_at(&self.root, month, at, message_id)? {
-                    return decompress(&v).map(Some);
-                }
+            if let Some(v) = self.kept_receipt(month, message_id)? {
+                return decompress(&v).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The compressed receipt kept in `month` under `message_id`.
+    fn kept_receipt(
+        &self,
+        month: &str,
+        message_id: &str,
+    ) -> Result<Option<Vec<u8>>, RegistroError> {
+        let key = index::key_receipt(message_id);
+        for offset in index::lookup(&self.root.join(month), key)? {
+            if offset & index::RECEIPT_FLAG == 0 {
+                continue;
+            }
+            let at = offset & !index::RECEIPT_FLAG;
+            if let Some(v) = segment::receipt_at(&self.root, month, at, message_id)? {
+                return Ok(Some(v));
             }
         }
         Ok(None)
@@ -832,10 +850,16 @@ impl Registro {
             None => self.make_checkpoint(month, signer, provider)?,
         };
         let records: Vec<Record> = self.records(month)?.collect::<Result<_, _>>()?;
-        let receipts = segment::receipts(&self.root, month)?
-            .into_iter()
-            .map(|(id, data)| (id, base64::engine::general_purpose::STANDARD.encode(data)))
-            .collect();
+        let mut receipts = std::collections::BTreeMap::new();
+        for r in records.iter().filter(|r| r.receipt) {
+            let Some(id) = r.event.message_id.as_deref() else {
+                continue;
+            };
+            if let Some(data) = self.kept_receipt(month, id)? {
+                let id = index::strip_angles(id).to_ascii_lowercase();
+                receipts.insert(id, base64::engine::general_purpose::STANDARD.encode(data));
+            }
+        }
         let export = Export {
             format: EXPORT_FORMAT.into(),
             month: month.to_string(),
@@ -971,7 +995,10 @@ impl Chain {
         if r.seq != expected {
             return Err((
                 expected,
-                format!("record {expected} is missing or out of place (found {} there)", r.seq),
+                format!(
+                    "record {expected} is missing or out of place (found {} there)",
+                    r.seq
+                ),
             ));
         }
         if self.next.is_some() && r.prev != self.prev {

@@ -1,7 +1,8 @@
 //! One month of the registro on disk, in `<store>/registro/YYYY-MM/`:
 //! `records.jsonl` (one record per line, append only, readable with any text tool),
 //! `receipts.bin` (the kept receipts, deflated, as frames `R`, id length, id, data
-//! length, data) and the index (index.rs). Rotation drops a month directory whole.
+//! length, data; reached only through the index, so a frame torn by a crash is just
+//! dead bytes) and the index (index.rs). Rotation drops a month directory whole.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -12,6 +13,13 @@ use super::{index, Record, RegistroError};
 pub(super) const RECORDS: &str = "records.jsonl";
 pub(super) const RECEIPTS: &str = "receipts.bin";
 const DROPPING: &str = ".drop-";
+/// Present in a month folder that holds records timed in an earlier month (the clock
+/// went back; months never do), so searches bounded by time still look there.
+const BACKDATED: &str = "backdated";
+
+pub(super) fn has_backdated(root: &Path, month: &str) -> bool {
+    root.join(month).join(BACKDATED).exists()
+}
 
 pub(super) fn io_error(path: &Path, e: std::io::Error) -> RegistroError {
     RegistroError::Storage(format!("{}: {e}", path.display()))
@@ -70,7 +78,6 @@ pub(super) fn recover(root: &Path) -> Result<(), RegistroError> {
     for month in months.iter().rev().take(2) {
         let dir = root.join(month);
         truncate_torn_line(&dir.join(RECORDS))?;
-        truncate_torn_frames(&dir.join(RECEIPTS))?;
         index::repair(&dir)?;
         reindex_tail(&dir)?;
     }
@@ -121,26 +128,6 @@ fn read_frame_header(f: &mut File, at: u64, len: u64) -> Option<(u64, u64, u64)>
     let data_len = u64::from(u32::from_be_bytes(dl));
     let end = data_at + 4 + data_len;
     (end <= len).then_some((id_len, data_len, end))
-}
-
-fn truncate_torn_frames(path: &Path) -> Result<(), RegistroError> {
-    let Ok(mut f) = OpenOptions::new().read(true).write(true).open(path) else {
-        return Ok(());
-    };
-    let len = f.metadata().map_err(|e| io_error(path, e))?.len();
-    let mut at = 0;
-    while at < len {
-        match read_frame_header(&mut f, at, len) {
-            Some((_, _, end)) => at = end,
-            None => break,
-        }
-    }
-    if at != len {
-        f.set_len(at)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| io_error(path, e))?;
-    }
-    Ok(())
 }
 
 /// Indexes the records a crash left written but not yet indexed.
@@ -293,41 +280,11 @@ pub(super) fn receipt_at(
     Ok((String::from_utf8_lossy(&id).eq_ignore_ascii_case(want)).then_some(data))
 }
 
-/// Every kept receipt of a month: (message-id, compressed bytes).
-pub(super) fn receipts(root: &Path, month: &str) -> Result<Vec<(String, Vec<u8>)>, RegistroError> {
-    let path = root.join(month).join(RECEIPTS);
-    let mut bytes = Vec::new();
-    match File::open(&path) {
-        Ok(mut f) => f.read_to_end(&mut bytes).map_err(|e| io_error(&path, e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error(&path, e)),
-    };
-    let mut out = Vec::new();
-    let mut rest = bytes.as_slice();
-    let take = |rest: &mut &[u8], n: usize| -> Option<Vec<u8>> {
-        let (a, b) = (rest.get(..n)?, rest.get(n..)?);
-        *rest = b;
-        Some(a.to_vec())
-    };
-    let len = |rest: &mut &[u8]| -> Option<usize> {
-        take(rest, 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
-    while let Some(b'R') = rest.first().copied() {
-        rest = &rest[1..];
-        let frame = len(&mut rest)
-            .and_then(|n| take(&mut rest, n))
-            .zip(len(&mut rest).and_then(|n| take(&mut rest, n)));
-        match frame {
-            Some((id, data)) => out.push((String::from_utf8_lossy(&id).into_owned(), data)),
-            None => break,
-        }
-    }
-    Ok(out)
-}
-
 /// Appends to one month; nothing is durable until [`Appender::finish`].
 pub(super) struct Appender {
     dir: PathBuf,
+    month: String,
+    backdated: bool,
     records: BufWriter<File>,
     records_len: u64,
     receipts: Option<(BufWriter<File>, u64)>,
@@ -349,7 +306,9 @@ impl Appender {
             .map_err(|e| io_error(&path, e))?;
         let records_len = f.metadata().map_err(|e| io_error(&path, e))?.len();
         Ok(Self {
+            backdated: dir.join(BACKDATED).exists(),
             dir,
+            month: month.to_string(),
             records: BufWriter::with_capacity(1 << 16, f),
             records_len,
             receipts: None,
@@ -363,7 +322,16 @@ impl Appender {
         record: &Record,
         receipt: Option<(&str, &[u8])>,
     ) -> Result<(), RegistroError> {
-        let mut line = serde_json::to_vec(record).map_err(|e| RegistroError::Corrupt(e.to_string()))?;
+        if !self.backdated && !record.time.starts_with(&self.month) {
+            let path = self.dir.join(BACKDATED);
+            File::create(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io_error(&path, e))?;
+            sync_dir(&self.dir)?;
+            self.backdated = true;
+        }
+        let mut line =
+            serde_json::to_vec(record).map_err(|e| RegistroError::Corrupt(e.to_string()))?;
         line.push(b'\n');
         let offset = self.records_len;
         self.records
@@ -411,7 +379,9 @@ impl Appender {
     pub(super) fn finish(self) -> Result<(), RegistroError> {
         let sync = |w: BufWriter<File>, name: &str| -> Result<(), RegistroError> {
             let path = self.dir.join(name);
-            let f = w.into_inner().map_err(|e| io_error(&path, e.into_error()))?;
+            let f = w
+                .into_inner()
+                .map_err(|e| io_error(&path, e.into_error()))?;
             f.sync_data().map_err(|e| io_error(&path, e))
         };
         sync(self.records, RECORDS)?;
