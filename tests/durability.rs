@@ -1,5 +1,6 @@
 //! kill -9 of either daemon at points during a run of 200 messages, then restart: every
-//! accepted message reaches its recipient and every receipt is issued exactly once.
+//! accepted message reaches its recipient, every receipt is issued exactly once and the
+//! registro dei log records each step once, its chain whole.
 
 mod support;
 
@@ -112,4 +113,13 @@ fn kill_9_during_200_messages_loses_nothing_and_duplicates_nothing() {
         2 * n,
         "no receipt beyond one accettazione and one consegna each"
     );
+
+    // The registro dei log agrees, kills and all: the chain is whole and each step is
+    // recorded exactly once (records commit with the step they describe).
+    for (p, kind) in [(&alfa, "accettazione"), (&beta, "consegna-emessa")] {
+        let verify = p.run_ok(&["log", "verify"], None);
+        assert!(verify.starts_with("registro intact"), "{verify}");
+        let search = p.run_ok(&["log", "search", "--kind", kind, "--json"], None);
+        assert_eq!(search.lines().count(), n, "{kind} records");
+    }
 }

@@ -120,8 +120,7 @@ pub fn execute(store: &Store, config: &Config, request: AdminRequest) -> AdminRe
         let event = Event::new(EventKind::Amministrazione, outcome)
             .provider(&config.provider.name)
             .detail(action);
-        let logged =
-            Registro::open(store).and_then(|r| r.append(&event, chrono::Utc::now(), None));
+        let logged = Registro::open(store).and_then(|r| r.append(&event, chrono::Utc::now(), None));
         if let Err(e) = logged.and_then(|_| {
             store
                 .flush()
