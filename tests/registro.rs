@@ -520,3 +520,70 @@ fn records_survive_a_crash_at_every_point_between_the_store_and_the_month_files(
     let report = registro.verify(&anchors, &|_| {}).unwrap();
     assert!(report.ok() && report.records == 8, "{report:?}");
 }
+
+#[test]
+fn a_store_from_before_the_month_files_is_migrated_at_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let provider = common::TestProvider::new("Registro PEC", "pec.reg.test");
+    let anchors = vec![provider.ca.cert_der.clone()];
+    let march = Utc.with_ymd_and_hms(2026, 3, 10, 8, 0, 0).unwrap();
+    let april = Utc.with_ymd_and_hms(2026, 4, 10, 8, 0, 0).unwrap();
+    let receipt = b"Subject: ACCETTAZIONE: x\r\n\r\nsigned bytes\r\n".to_vec();
+    {
+        let store = Store::open(&store_dir).unwrap();
+        let registro = Registro::open(&store).unwrap();
+        for (event, t) in synthetic(10, march) {
+            let kept = (t == march).then_some(receipt.as_slice());
+            registro.append(&event, t, kept).unwrap();
+        }
+        for (event, t) in synthetic(5, april) {
+            registro.append(&event, t, None).unwrap();
+        }
+        registro.settle().unwrap();
+        // Rewrite what the files hold the way the earlier layout kept it in sled.
+        for month in ["2026-03", "2026-04"] {
+            let tree = store
+                .raw_db()
+                .open_tree(format!("registro-{month}"))
+                .unwrap();
+            let text =
+                std::fs::read_to_string(registro.month_dir(month).join("records.jsonl")).unwrap();
+            for line in text.lines() {
+                let record: pecbox::registro::Record = serde_json::from_str(line).unwrap();
+                let mut key = vec![b'r'];
+                key.extend_from_slice(&record.seq.to_be_bytes());
+                tree.insert(key, line.as_bytes()).unwrap();
+            }
+        }
+        store
+            .raw_db()
+            .open_tree("registro-2026-03")
+            .unwrap()
+            .insert(b"cm0@pec.reg.test", pecbox::registro::compress(&receipt))
+            .unwrap();
+        std::fs::remove_dir_all(store_dir.join("registro")).unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(&store_dir).unwrap();
+    let registro = Registro::open(&store).unwrap();
+    assert_eq!(registro.months(), ["2026-03", "2026-04"]);
+    assert!(store
+        .raw_db()
+        .tree_names()
+        .iter()
+        .all(|n| !n.starts_with(b"registro-")));
+    let report = registro.verify(&anchors, &|_| {}).unwrap();
+    assert!(report.ok() && report.records == 15, "{report:?}");
+    assert_eq!(
+        registro.receipt("<m0@pec.reg.test>").unwrap(),
+        Some(receipt)
+    );
+    assert_eq!(found(&registro, "m3@pec.reg.test"), 2, "one in each month");
+    // New events follow the migrated chain.
+    registro
+        .append(&synthetic(1, april).remove(0).0, april, None)
+        .unwrap();
+    let report = registro.verify(&anchors, &|_| {}).unwrap();
+    assert!(report.ok() && report.records == 16, "{report:?}");
+}

@@ -31,6 +31,8 @@ use crate::pec::timestamp::PecTime;
 const META_TREE: &str = "registro";
 /// The months' folder, inside the store's.
 const ROOT: &str = "registro";
+/// Where months lived in the store before they had files (migrated at opening).
+const OLD_MONTH_TREE: &str = "registro-";
 const HEAD: &[u8] = b"head";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -365,9 +367,67 @@ impl Registro {
         {
             let _w = writer();
             segment::recover(&registro.root)?;
+            registro.migrate_sled_months(store.raw_db())?;
             registro.reconcile_head()?;
         }
         Ok(registro)
+    }
+
+    /// Stores made before the month files kept each month in a sled tree
+    /// `registro-YYYY-MM` (`r` + seq → record, `c` + message-id → receipt): move them
+    /// into the files, oldest first, then drop the tree. Re-run safely after a crash.
+    fn migrate_sled_months(&self, db: &sled::Db) -> Result<(), RegistroError> {
+        let mut trees: Vec<String> = db
+            .tree_names()
+            .iter()
+            .filter_map(|n| std::str::from_utf8(n).ok())
+            .filter_map(|n| n.strip_prefix(OLD_MONTH_TREE))
+            .map(str::to_string)
+            .collect();
+        trees.sort();
+        for month in trees {
+            let name = format!("{OLD_MONTH_TREE}{month}");
+            let tree = db.open_tree(&name)?;
+            let written = segment::months(&self.root)
+                .pop()
+                .map(|m| segment::last_record(&self.root, &m))
+                .transpose()?
+                .flatten()
+                .map_or(0, |r| r.seq);
+            let mut appender = None;
+            for item in tree.scan_prefix(b"r") {
+                let (_, value) = item?;
+                let record: Record = serde_json::from_slice(&value)
+                    .map_err(|e| RegistroError::Corrupt(format!("{name}: {e}")))?;
+                if record.seq <= written {
+                    continue;
+                }
+                let id = record.event.message_id.clone().unwrap_or_default();
+                let receipt = match (record.receipt, id.is_empty()) {
+                    (true, false) => {
+                        let mut key = vec![b'c'];
+                        key.extend_from_slice(
+                            index::strip_angles(&id).to_ascii_lowercase().as_bytes(),
+                        );
+                        tree.get(key)?
+                    }
+                    _ => None,
+                };
+                if appender.is_none() {
+                    appender = Some(segment::Appender::open(&self.root, &month)?);
+                }
+                if let Some(a) = appender.as_mut() {
+                    a.push(&record, receipt.as_deref().map(|b| (id.as_str(), b)))?;
+                }
+            }
+            if let Some(a) = appender {
+                a.finish()?;
+                index::compact(&self.root.join(&month))?;
+            }
+            db.drop_tree(name)?;
+            tracing::info!(month, "registro: month moved from the store to its files");
+        }
+        Ok(())
     }
 
     /// The folder of one month's files.
@@ -396,9 +456,10 @@ impl Registro {
             return Ok(());
         };
         if self.head()?.is_none_or(|h| h.seq < last.seq) {
-            let (_, head) = (last.seq, head_of(&last));
-            self.meta
-                .insert(HEAD, serde_json::to_vec(&head).unwrap_or_default())?;
+            self.meta.insert(
+                HEAD,
+                serde_json::to_vec(&head_of(&last)).unwrap_or_default(),
+            )?;
             self.meta.flush()?;
         }
         Ok(())
@@ -445,9 +506,9 @@ impl Registro {
             done.push(key.clone());
             let record: Record = serde_json::from_slice(&value)
                 .map_err(|e| RegistroError::Corrupt(format!("pending record: {e}")))?;
-            let seq_key = pending_key(b'q', record.seq);
+            let receipt_key = pending_key(b'q', record.seq);
             if record.seq <= written {
-                done.push(seq_key.to_vec().into());
+                done.push(receipt_key.to_vec().into());
                 continue;
             }
             // Months never go back, even if the clock does: verify walks them in order.
@@ -462,9 +523,9 @@ impl Registro {
                 ));
                 month = Some(target);
             }
-            let receipt = match self.meta.get(seq_key)? {
+            let receipt = match self.meta.get(receipt_key)? {
                 Some(bytes) => {
-                    done.push(seq_key.to_vec().into());
+                    done.push(receipt_key.to_vec().into());
                     Some(bytes)
                 }
                 None => None,
@@ -680,7 +741,10 @@ impl Registro {
         let current = month_of(now);
         let mut closed = Vec::new();
         for month in self.months() {
-            if month < current && self.checkpoint(&month)?.is_none() {
+            if month < current
+                && !segment::is_empty(&self.root, &month)
+                && self.checkpoint(&month)?.is_none()
+            {
                 let cp = self.make_checkpoint(&month, signer, provider)?;
                 self.meta.insert(
                     format!("cp/{month}"),

@@ -55,6 +55,11 @@ pub(super) fn months(root: &Path) -> Vec<String> {
     out
 }
 
+/// Whether a month folder has no record (nothing to seal).
+pub(super) fn is_empty(root: &Path, month: &str) -> bool {
+    std::fs::metadata(root.join(month).join(RECORDS)).map_or(true, |m| m.len() == 0)
+}
+
 /// Removes a month: renamed away first (atomic), then deleted; a crash in between
 /// leaves a `.drop-` folder that the next opening removes.
 pub(super) fn drop_month(root: &Path, month: &str) -> Result<(), RegistroError> {
