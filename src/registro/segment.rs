@@ -285,6 +285,17 @@ pub(super) fn receipt_at(
     Ok((String::from_utf8_lossy(&id).eq_ignore_ascii_case(want)).then_some(data))
 }
 
+/// A file opened for appending, and its length (where the next write lands).
+fn open_append(path: &Path) -> Result<(File, u64), RegistroError> {
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    let len = f.metadata().map_err(|e| io_error(path, e))?.len();
+    Ok((f, len))
+}
+
 /// Appends to one month; nothing is durable until [`Appender::finish`].
 pub(super) struct Appender {
     dir: PathBuf,
@@ -303,13 +314,7 @@ impl Appender {
             std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
             sync_dir(root)?;
         }
-        let path = dir.join(RECORDS);
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| io_error(&path, e))?;
-        let records_len = f.metadata().map_err(|e| io_error(&path, e))?.len();
+        let (f, records_len) = open_append(&dir.join(RECORDS))?;
         Ok(Self {
             backdated: dir.join(BACKDATED).exists(),
             dir,
@@ -365,13 +370,7 @@ impl Appender {
 
     fn receipts_writer(&mut self) -> Result<&mut (BufWriter<File>, u64), RegistroError> {
         if self.receipts.is_none() {
-            let path = self.dir.join(RECEIPTS);
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| io_error(&path, e))?;
-            let len = f.metadata().map_err(|e| io_error(&path, e))?.len();
+            let (f, len) = open_append(&self.dir.join(RECEIPTS))?;
             self.receipts = Some((BufWriter::new(f), len));
         }
         self.receipts
