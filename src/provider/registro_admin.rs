@@ -200,21 +200,50 @@ pub async fn settle(
     provider: std::sync::Arc<super::Provider>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    // A failure (a full disk, say) is logged when it starts and when it ends, not
+    // every second; the records wait in the store meanwhile.
+    let mut failing: Option<String> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             _ = shutdown.changed() => break,
         }
         let p = provider.clone();
-        match tokio::task::spawn_blocking(move || p.registro.settle()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!("registro: moving records to the month files: {e}"),
-            Err(e) => tracing::error!("registro: settling crashed: {e}"),
+        let outcome = match tokio::task::spawn_blocking(move || p.registro.settle()).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(format!("crashed: {e}")),
+        };
+        match (&failing, outcome) {
+            (Some(_), None) => tracing::info!("registro: month files writable again"),
+            (Some(before), Some(now)) if *before == now => continue,
+            (_, Some(now)) => {
+                tracing::error!("registro: moving records to the month files: {now}");
+                failing = Some(now);
+                continue;
+            }
+            (None, None) => {}
         }
+        failing = None;
     }
 }
 
-/// Daily (and at start): seal the closed months and drop those beyond retention.
+/// How long maintenance sleeps: a day, or less so that a month just ended is sealed a
+/// few minutes after its last (Italian) midnight.
+fn until_next_maintenance(now: chrono::DateTime<Utc>) -> std::time::Duration {
+    let day = chrono::Duration::hours(24);
+    let next_month = registro::month_after(&registro::month_of(now))
+        .and_then(|m| registro::month_start_italian(&m));
+    let wait = next_month
+        .map(|t| t - now + chrono::Duration::minutes(5))
+        .filter(|w| *w > chrono::Duration::zero() && *w < day)
+        .unwrap_or(day);
+    wait.to_std()
+        .unwrap_or(std::time::Duration::from_secs(24 * 3600))
+}
+
+/// Daily, at start and just after each month ends: seal the closed months, fold the
+/// day's index entries into the sorted index, drop the months beyond retention.
 pub async fn maintain(
     provider: std::sync::Arc<super::Provider>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -240,11 +269,26 @@ pub async fn maintain(
             Err(e) => tracing::error!("registro maintenance crashed: {e}"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)) => {}
+            _ = tokio::time::sleep(until_next_maintenance(Utc::now())) => {}
             _ = shutdown.changed() => {}
         }
         if *shutdown.borrow() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn maintenance_wakes_just_after_a_month_ends() {
+        // 31 March 2026, 20:00 UTC: April begins in Rome at 22:00 UTC (CEST).
+        let now = Utc.with_ymd_and_hms(2026, 3, 31, 20, 0, 0).unwrap();
+        assert_eq!(until_next_maintenance(now).as_secs(), 2 * 3600 + 300);
+        let mid_month = Utc.with_ymd_and_hms(2026, 3, 10, 20, 0, 0).unwrap();
+        assert_eq!(until_next_maintenance(mid_month).as_secs(), 24 * 3600);
     }
 }

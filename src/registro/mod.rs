@@ -1106,6 +1106,26 @@ fn matches(r: &Record, q: &Query) -> bool {
         && q.until.is_none_or(|t| r.utc().is_some_and(|rt| rt <= t))
 }
 
+/// The month after `month` (`YYYY-MM`).
+pub fn month_after(month: &str) -> Option<String> {
+    let (y, m) = month.split_once('-')?;
+    let (y, m): (i32, u32) = (y.parse().ok()?, m.parse().ok()?);
+    Some(if m >= 12 {
+        format!("{:04}-01", y + 1)
+    } else {
+        format!("{y:04}-{:02}", m + 1)
+    })
+}
+
+/// The instant an Italian month begins (midnight in Rome).
+pub fn month_start_italian(month: &str) -> Option<DateTime<Utc>> {
+    let (y, m) = month.split_once('-')?;
+    chrono_tz::Europe::Rome
+        .with_ymd_and_hms(y.parse().ok()?, m.parse().ok()?, 1, 0, 0, 0)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// Midnight UTC of the first day of `YYYY-MM` (for synthetic clocks in tests).
 pub fn month_start(month: &str) -> Option<DateTime<Utc>> {
     let (y, m) = month.split_once('-')?;
@@ -1125,5 +1145,16 @@ mod tests {
         // Italian months: 23:30 UTC on 31 Jan is already February in Rome.
         let t = Utc.with_ymd_and_hms(2026, 1, 31, 23, 30, 0).unwrap();
         assert_eq!(month_of(t), "2026-02");
+        assert_eq!(month_after("2026-12").as_deref(), Some("2027-01"));
+        assert_eq!(month_after("2026-03").as_deref(), Some("2026-04"));
+        // Rome is UTC+1 in winter, UTC+2 in summer.
+        assert_eq!(
+            month_start_italian("2026-02"),
+            Some(Utc.with_ymd_and_hms(2026, 1, 31, 23, 0, 0).unwrap())
+        );
+        assert_eq!(
+            month_start_italian("2026-07"),
+            Some(Utc.with_ymd_and_hms(2026, 6, 30, 22, 0, 0).unwrap())
+        );
     }
 }
