@@ -438,7 +438,29 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
     let verify = b.run_ok(&["log", "verify"], None);
     assert!(verify.starts_with("registro intact"), "{verify}");
     let store = Store::open(&store_dir).unwrap();
-    assert_eq!(Registro::open(&store).unwrap().months().len(), 30);
+    let registro = Registro::open(&store).unwrap();
+    assert_eq!(registro.months().len(), 30);
+
+    // What an operator sees when a month file was edited: exit 1 and the record.
+    let month = registro.months()[10].clone();
+    let path = registro.month_dir(&month).join("records.jsonl");
+    drop((registro, store));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().nth(3).unwrap();
+    let seq = serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let edited = line.replace("\"outcome\":\"ok\"", "\"outcome\":\"KO\"");
+    std::fs::write(&path, text.replace(line, &edited)).unwrap();
+    let out = b.cmd().args(["log", "verify"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!(
+            "registro broken at record {seq}: record {seq} was altered"
+        )),
+        "{said}"
+    );
 }
 
 fn found(registro: &Registro, message_id: &str) -> usize {
