@@ -612,3 +612,36 @@ fn a_store_from_before_the_month_files_is_migrated_at_opening() {
     let report = registro.verify(&anchors, &|_| {}).unwrap();
     assert!(report.ok() && report.records == 16, "{report:?}");
 }
+
+#[test]
+fn verify_and_search_while_records_keep_coming_report_no_false_break() {
+    let (_dir, _store, registro, provider) = provider_store();
+    let anchors = vec![provider.ca.cert_der.clone()];
+    let start = Utc.with_ymd_and_hms(2026, 3, 10, 8, 0, 0).unwrap();
+    let events = synthetic(3000, start);
+    for (event, t) in &events[..100] {
+        registro.append(event, *t, None).unwrap();
+    }
+    let writer = {
+        let registro = registro.clone();
+        let rest = events[100..].to_vec();
+        std::thread::spawn(move || {
+            for (i, (event, t)) in rest.iter().enumerate() {
+                registro.append(event, *t, None).unwrap();
+                if i % 7 == 0 {
+                    registro.settle().unwrap();
+                }
+            }
+        })
+    };
+    let mut rounds = 0;
+    while !writer.is_finished() || rounds < 3 {
+        let report = registro.verify(&anchors, &|_| {}).unwrap();
+        assert!(report.ok(), "round {rounds}: {report:?}");
+        assert_eq!(found(&registro, "m50@pec.reg.test"), 1);
+        rounds += 1;
+    }
+    writer.join().unwrap();
+    let report = registro.verify(&anchors, &|_| {}).unwrap();
+    assert!(report.ok() && report.records == 3000, "{report:?}");
+}

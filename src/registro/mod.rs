@@ -347,12 +347,20 @@ pub fn append_in(
 }
 
 /// One writer per process moves records to the files (a second would duplicate
-/// lines); sled's lock already keeps other processes out of the store.
-static WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// lines), compacts indexes and drops months; index lookups read under the shared
+/// side so compaction never hides entries from them. sled's lock already keeps other
+/// processes out of the store.
+static FILES: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-fn writer() -> std::sync::MutexGuard<'static, ()> {
-    WRITER
-        .lock()
+fn writer() -> std::sync::RwLockWriteGuard<'static, ()> {
+    FILES
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn reader() -> std::sync::RwLockReadGuard<'static, ()> {
+    FILES
+        .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -668,8 +676,12 @@ impl Registro {
             };
             match key {
                 Some(key) => {
+                    let offsets = {
+                        let _r = reader();
+                        index::lookup(&self.root.join(&month), key)?
+                    };
                     let mut reader = segment::RecordReader::open(&self.root, &month)?;
-                    for offset in index::lookup(&self.root.join(&month), key)? {
+                    for offset in offsets {
                         if offset & index::RECEIPT_FLAG != 0 {
                             continue;
                         }
@@ -722,7 +734,11 @@ impl Registro {
         message_id: &str,
     ) -> Result<Option<Vec<u8>>, RegistroError> {
         let key = index::key_receipt(message_id);
-        for offset in index::lookup(&self.root.join(month), key)? {
+        let offsets = {
+            let _r = reader();
+            index::lookup(&self.root.join(month), key)?
+        };
+        for offset in offsets {
             if offset & index::RECEIPT_FLAG == 0 {
                 continue;
             }
@@ -877,14 +893,23 @@ impl Registro {
                 }
             }
         }
-        // Records cut from the end leave the chain short of the head.
-        if let (Some(head), Some(next)) = (self.head()?, chain.next) {
-            if next <= head.seq {
+        // Records cut from the end leave the files short of the head. Checked with
+        // the files held still: steps go on committing while we walk.
+        {
+            let _w = writer();
+            let head = self.head()?;
+            self.settle_locked()?;
+            let files_end = match segment::months(&self.root).last() {
+                Some(m) => segment::last_record(&self.root, m)?.map_or(0, |r| r.seq),
+                None => checkpoints.iter().map(|c| c.last_seq).max().unwrap_or(0),
+            };
+            let waiting = self.meta.contains_key(pending_key(b'p', files_end + 1))?;
+            if let Some(head) = head.filter(|h| h.seq > files_end && !waiting) {
+                let next = files_end + 1;
                 report.broken = Some((
                     next,
                     format!(
-                        "record {next} is missing (the files end at {}, the registro at {})",
-                        next - 1,
+                        "record {next} is missing (the files end at {files_end}, the registro at {})",
                         head.seq
                     ),
                 ));

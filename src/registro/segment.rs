@@ -192,6 +192,8 @@ impl Iterator for Lines {
         let mut line = Vec::new();
         match self.reader.read_until(b'\n', &mut line) {
             Ok(0) => None,
+            // A line still being written (or torn by a crash, cut at next opening).
+            Ok(_) if line.last() != Some(&b'\n') => None,
             Ok(n) => {
                 let offset = self.offset;
                 self.offset += n as u64;
