@@ -461,6 +461,22 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
         )),
         "{said}"
     );
+
+    // Something that is not an export: exit 2 and why, nothing else.
+    let junk = b.dir.path().join("junk.json");
+    for bytes in [
+        &b"\x00\xff garbage"[..],
+        b"{\"format\":\"pecbox-registro/1\"",
+    ] {
+        std::fs::write(&junk, bytes).unwrap();
+        let out = b
+            .cmd()
+            .args(["log", "verify", junk.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not a registro export"));
+    }
 }
 
 fn found(registro: &Registro, message_id: &str) -> usize {
