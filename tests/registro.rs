@@ -661,3 +661,69 @@ fn verify_and_search_while_records_keep_coming_report_no_false_break() {
     let report = registro.verify(&anchors, &|_| {}).unwrap();
     assert!(report.ok() && report.records == 3000, "{report:?}");
 }
+
+#[test]
+fn a_search_on_several_fields_returns_what_matches_them_all() {
+    let (_dir, _store, registro, _provider) = provider_store();
+    let t = Utc.with_ymd_and_hms(2026, 3, 10, 8, 0, 0).unwrap();
+    for (i, who) in ["alice", "bob", "alice", "carol", "alice"]
+        .iter()
+        .enumerate()
+    {
+        let address = format!("{who}@pec.reg.test");
+        registro
+            .append(
+                &Event::new(EventKind::Login, if i == 2 { "failed" } else { "ok" })
+                    .sender(&address)
+                    .detail("imap from 192.0.2.7"),
+                t + chrono::Duration::seconds(i as i64),
+                None,
+            )
+            .unwrap();
+        registro
+            .append(
+                &Event::new(EventKind::Accettazione, "ok")
+                    .identificativo(format!("id{i}@pec.reg.test"))
+                    .message_id(format!("m{i}@pec.reg.test"))
+                    .sender(&address)
+                    .recipients(&["dest@pec.other.test".to_string()]),
+                t + chrono::Duration::seconds(i as i64),
+                None,
+            )
+            .unwrap();
+    }
+    let search = |q: pecbox::registro::Query| -> Vec<(u64, String)> {
+        registro
+            .search(&q)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.seq, r.event.kind.unwrap().as_str().to_string()))
+            .collect()
+    };
+    let logins = search(pecbox::registro::Query {
+        sender: Some("ALICE@pec.reg.test".into()),
+        kind: Some(EventKind::Login),
+        ..Default::default()
+    });
+    assert_eq!(
+        logins,
+        [
+            (1, "login".into()),
+            (5, "login".into()),
+            (9, "login".into())
+        ]
+    );
+    let one = search(pecbox::registro::Query {
+        sender: Some("alice@pec.reg.test".into()),
+        recipient: Some("dest@pec.other.test".into()),
+        message_id: Some("<m4@pec.reg.test>".into()),
+        ..Default::default()
+    });
+    assert_eq!(one, [(10, "accettazione".into())]);
+    let none = search(pecbox::registro::Query {
+        sender: Some("bob@pec.reg.test".into()),
+        message_id: Some("m4@pec.reg.test".into()),
+        ..Default::default()
+    });
+    assert!(none.is_empty());
+}

@@ -402,7 +402,11 @@ async fn set_ordinary(
 
 async fn access_log(State(panel): State<Arc<Panel>>, ctx: Ctx) -> PanelResult {
     let address = ctx.holder()?.to_string();
-    let rows = log_view::access_log(&panel.provider, &address);
+    let (provider, holder) = (panel.provider.clone(), address.clone());
+    let rows = tokio::task::spawn_blocking(move || log_view::access_log(&provider, &holder))
+        .await
+        .ok()
+        .flatten();
     let body = html! {
         (ui::heading(ctx.t("Accessi alla casella", "Sign-ins to this mailbox"), Some(&address), ui::empty()))
         div.card.flush {

@@ -1131,18 +1131,26 @@ async fn log(
     Query(form): Query<LogForm>,
 ) -> PanelResult {
     ctx.admin()?;
-    let results = (!form.q.trim().is_empty()).then(|| {
-        log_view::search(
-            &panel.provider,
-            &LogQuery {
-                text: form.q.trim().to_string(),
-                limit: 200,
-                ..Default::default()
-            },
-        )
-    });
-    let timeline =
-        (!form.id.trim().is_empty()).then(|| log_view::timeline(&panel.provider, form.id.trim()));
+    // The registro reads files (and may wait for the records being settled): off the
+    // async workers.
+    let provider = panel.provider.clone();
+    let (text, id) = (form.q.trim().to_string(), form.id.trim().to_string());
+    let (results, timeline) = tokio::task::spawn_blocking(move || {
+        let results = (!text.is_empty()).then(|| {
+            log_view::search(
+                &provider,
+                &LogQuery {
+                    text,
+                    limit: 200,
+                    ..Default::default()
+                },
+            )
+        });
+        let timeline = (!id.is_empty()).then(|| log_view::timeline(&provider, &id));
+        (results, timeline)
+    })
+    .await
+    .unwrap_or((None, None));
     let rows = |rows: &Vec<log_view::LogRow>| {
         html! {
             div.table-wrap { table {

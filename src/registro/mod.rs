@@ -655,17 +655,18 @@ impl Registro {
                 q.until.is_none_or(|t| *m <= month_of(t)) || segment::has_backdated(&self.root, m)
             })
             .collect();
-        let key = if let Some(v) = &q.identificativo {
-            Some(index::key_identificativo(v))
-        } else if let Some(v) = &q.message_id {
-            Some(index::key_message_id(v))
-        } else if let Some(v) = &q.sender {
-            Some(index::key_sender(v))
-        } else if let Some(v) = &q.recipient {
-            Some(index::key_recipient(v))
-        } else {
-            q.kind.map(|k| index::key_kind(k.as_str()))
-        };
+        // Every indexed field given narrows the candidates (offsets intersected), so a
+        // holder's logins are not found by reading all the holder's records.
+        let keys: Vec<u64> = [
+            q.identificativo.as_deref().map(index::key_identificativo),
+            q.message_id.as_deref().map(index::key_message_id),
+            q.sender.as_deref().map(index::key_sender),
+            q.recipient.as_deref().map(index::key_recipient),
+            q.kind.map(|k| index::key_kind(k.as_str())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let mut out = Vec::new();
         for month in months {
             let mut keep = |r: Record| {
@@ -674,30 +675,39 @@ impl Registro {
                 }
                 q.limit.is_some_and(|l| out.len() >= l)
             };
-            match key {
-                Some(key) => {
-                    let offsets = {
-                        let _r = reader();
-                        index::lookup(&self.root.join(&month), key)?
-                    };
-                    let mut reader = segment::RecordReader::open(&self.root, &month)?;
-                    for offset in offsets {
-                        if offset & index::RECEIPT_FLAG != 0 {
-                            continue;
-                        }
-                        if let Some(r) = reader.at(offset) {
-                            if keep(r) {
-                                return Ok(out);
-                            }
+            if keys.is_empty() {
+                for line in segment::Lines::open(&self.root, &month)? {
+                    if let (_, _, Ok(r)) = line? {
+                        if keep(r) {
+                            return Ok(out);
                         }
                     }
                 }
-                None => {
-                    for line in segment::Lines::open(&self.root, &month)? {
-                        if let (_, _, Ok(r)) = line? {
-                            if keep(r) {
-                                return Ok(out);
-                            }
+            } else {
+                let offsets = {
+                    let _r = reader();
+                    let dir = self.root.join(&month);
+                    let mut found: Option<Vec<u64>> = None;
+                    for key in &keys {
+                        let hits = index::lookup(&dir, *key)?;
+                        found = Some(match found {
+                            None => hits,
+                            Some(before) => intersect(&before, &hits),
+                        });
+                        if found.as_ref().is_some_and(Vec::is_empty) {
+                            break;
+                        }
+                    }
+                    found.unwrap_or_default()
+                };
+                let mut reader = segment::RecordReader::open(&self.root, &month)?;
+                for offset in offsets {
+                    if offset & index::RECEIPT_FLAG != 0 {
+                        continue;
+                    }
+                    if let Some(r) = reader.at(offset) {
+                        if keep(r) {
+                            return Ok(out);
                         }
                     }
                 }
@@ -968,6 +978,23 @@ impl Registro {
         };
         serde_json::to_vec_pretty(&export).map_err(|e| RegistroError::Corrupt(e.to_string()))
     }
+}
+
+/// The common elements of two ascending lists.
+fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
 }
 
 fn record_month(r: &Record) -> String {

@@ -288,6 +288,15 @@ def main():
         login(alice, new_password)
         check(path().startswith("/mail"), "the new password works")
 
+        # --- the holder's sign-ins, from the registro dei log ------------------------
+        go("/account/access")
+        rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                for tr in driver.find_elements(By.CSS_SELECTOR, "table tbody tr")]
+        web = [r for r in rows if len(r) == 4 and r[1] == "web" and r[2] == "127.0.0.1"]
+        check(any(r[3] == "fallito" for r in web) and any(r[3] == "riuscito" for r in web),
+              f"the access log shows the failed and the successful web sign-ins ({rows[:4]})")
+        shot("09b-access-log")
+
         # --- password reset through the reference address ----------------------------
         go("/account")
         fill("reference", "alice.rossi@example.org")
