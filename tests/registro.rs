@@ -298,8 +298,9 @@ fn rotation_keeps_exactly_30_months_and_the_chain_verifies() {
     let report =
         pecbox::registro::verify_export(&export, std::slice::from_ref(&provider.ca.cert_der))
             .unwrap();
-    assert!(report.ok(), "{report:?}");
-    let edited = String::from_utf8(export).unwrap().replacen(
+    assert!(report.ok() && report.records > 0, "{report:?}");
+    let exported = report.records;
+    let edited = String::from_utf8(export.clone()).unwrap().replacen(
         "alice@pec.reg.test",
         "mallory@pec.reg.test",
         1,
@@ -310,6 +311,39 @@ fn rotation_keeps_exactly_30_months_and_the_chain_verifies() {
     )
     .unwrap();
     assert!(!report.ok());
+
+    // An auditor without pecbox: jq, sha256sum and openssl (docs/registro-audit.sh).
+    let files = tempfile::tempdir().unwrap();
+    let (good, bad, ca) = (
+        files.path().join("2027-01.json"),
+        files.path().join("edited.json"),
+        files.path().join("ca.pem"),
+    );
+    std::fs::write(&good, &export).unwrap();
+    std::fs::write(&bad, &edited).unwrap();
+    std::fs::write(&ca, &provider.ca.cert_pem).unwrap();
+    let audit = |file: &std::path::Path| {
+        Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/registro-audit.sh"
+        ))
+        .arg(file)
+        .arg(&ca)
+        .output()
+        .unwrap()
+    };
+    let out = audit(&good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!(
+        "2027-01: {exported} records, chain and signed checkpoint verified"
+    )));
+    let out = audit(&bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was altered"));
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
