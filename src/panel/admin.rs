@@ -123,11 +123,13 @@ async fn dashboard(State(panel): State<Arc<Panel>>, ctx: Ctx) -> PanelResult {
         .sum();
     let open = provider.store.open_transactions()?.len();
     let data_dir = config.data_dir();
-    let (store_size, disk) = {
-        let (s, d) = (config.store_dir(), data_dir.clone());
-        tokio::task::spawn_blocking(move || (dir_size(&s), disk_space(&d)))
-            .await
-            .unwrap_or((0, None))
+    let (store_size, disk, registro) = {
+        let (s, d, p) = (config.store_dir(), data_dir.clone(), provider.clone());
+        tokio::task::spawn_blocking(move || {
+            (dir_size(&s), disk_space(&d), p.registro.summary().ok())
+        })
+        .await
+        .unwrap_or((0, None, None))
     };
     // The daemon does not start unless every configured listener is bound.
     let listeners: Vec<(&str, Option<String>, Option<bool>)> = Settings::of(config)
@@ -187,6 +189,22 @@ async fn dashboard(State(panel): State<Arc<Panel>>, ctx: Ctx) -> PanelResult {
                     tr { th { (ctx.t("Cartella dati", "Data folder")) } td.mono.break { (data_dir.display()) } }
                     tr { th { (ctx.t("Disco", "Disk")) } td { @if let Some((free, total)) = disk { (ui::size(free)) " " (ctx.t("liberi su", "free of")) " " (ui::size(total)) } @else { "—" } } }
                     tr { th { (ctx.t("Conservazione dei log", "Log retention")) } td { (config.retention.months) " " (ctx.t("mesi", "months")) } }
+                    tr { th { (ctx.t("Registro dei log", "Provider's log")) } td.registro-summary {
+                        @match &registro {
+                            Some(r) if !r.months.is_empty() => {
+                                (r.records) " " (if r.records == 1 { ctx.t("evento", "event") } else { ctx.t("eventi", "events") })
+                                ", " (r.months.len()) " " (if r.months.len() == 1 { ctx.t("mese", "month") } else { ctx.t("mesi", "months") })
+                                " (" (r.months[0])
+                                @if r.months.len() > 1 { " – " (r.months[r.months.len() - 1]) }
+                                "), " (ui::size(r.bytes))
+                                br;
+                                span.muted.small { (ctx.t("ultimo mese sigillato", "last sealed month")) ": "
+                                    (r.last_sealed.clone().unwrap_or_else(|| "—".into())) }
+                            }
+                            Some(_) => (ctx.t("nessun evento ancora", "no event yet")),
+                            None => "—",
+                        }
+                    } }
                     tr { th { (ctx.t("Configurazione", "Configuration")) } td.mono.break { (config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| ctx.t("predefinita (demo)", "built-in (demo)").to_string())) } }
                 }
                 div.downloads {

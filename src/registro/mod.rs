@@ -241,6 +241,17 @@ impl VerifyReport {
     }
 }
 
+/// See [`Registro::summary`].
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub months: Vec<String>,
+    /// Bytes of the month files (records, receipts, index).
+    pub bytes: u64,
+    pub last_sealed: Option<String>,
+    /// Records ever written (the last sequence number).
+    pub records: u64,
+}
+
 /// The registro: its chain head, checkpoints and records not yet settled live in the
 /// store's `registro` tree; the months' records in files beside the store.
 #[derive(Clone)]
@@ -608,6 +619,16 @@ impl Registro {
     /// Months present, oldest first.
     pub fn months(&self) -> Vec<String> {
         segment::months(&self.root)
+    }
+
+    /// What an administrator checks at a glance: months kept, space, sealing.
+    pub fn summary(&self) -> Result<Summary, RegistroError> {
+        Ok(Summary {
+            months: self.months(),
+            bytes: segment::size(&self.root),
+            last_sealed: self.checkpoints()?.into_iter().map(|c| c.month).max(),
+            records: self.head()?.map_or(0, |h| h.seq),
+        })
     }
 
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, RegistroError> {

@@ -171,6 +171,9 @@ def main():
         login("admin", ADMIN_PASSWORD)
         check(path() == "/admin", "the administrator lands on the dashboard")
         check("Servizi in ascolto" in text(), "the dashboard shows the listeners")
+        summary = driver.find_element(By.CSS_SELECTOR, ".registro-summary").text
+        check(" eventi, 1 mese (" in summary and "ultimo mese sigillato: —" in summary,
+              f"the dashboard sums up the registro dei log ({summary})")
         shot("03-admin-dashboard")
         go("/admin/mailboxes")
         fill("local", "mario")
