@@ -92,6 +92,19 @@ fn timeline_of_a_message_and_its_receipt_reproduced() {
             .arg(&file),
     );
     assert_eq!(verify.code, Some(0), "{}", verify.stdout);
+    // One clock reading per transaction (pec-rules §1.3): the record's time is the
+    // receipt's daticert time.
+    let line = alfa.run_ok(
+        &["log", "search", "--message-id", &receipt_id, "--json"],
+        None,
+    );
+    let record: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let certified_at = classify(accettazione).daticert.unwrap().data;
+    assert_eq!(
+        record["time"].as_str(),
+        Some(certified_at.datetime().to_rfc3339().as_str()),
+        "{line}"
+    );
 
     let json = alfa.run_ok(
         &[
@@ -760,4 +773,25 @@ fn a_search_on_several_fields_returns_what_matches_them_all() {
         ..Default::default()
     });
     assert!(none.is_empty());
+}
+
+#[test]
+fn a_record_takes_the_clock_reading_of_its_step() {
+    let (_dir, _store, registro, _provider) = provider_store();
+    let step = pecbox::pec::timestamp::PecTime::italian(
+        Utc.with_ymd_and_hms(2026, 3, 10, 8, 0, 0).unwrap(),
+    );
+    let seq = registro
+        .append(
+            &Event::new(EventKind::Accettazione, "ok")
+                .message_id("m@pec.reg.test")
+                .at(&step),
+            step.utc() + chrono::Duration::seconds(3),
+            None,
+        )
+        .unwrap();
+    let records = registro.search(&Default::default()).unwrap();
+    assert_eq!(records[0].seq, seq);
+    assert_eq!(records[0].time, "2026-03-10T09:00:00+01:00");
+    assert_eq!(records[0].time, step.datetime().to_rfc3339());
 }

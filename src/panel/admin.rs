@@ -17,13 +17,10 @@ use super::log_view::{self, LogQuery};
 use super::session::Ctx;
 use super::ui::{self, csrf, Flash, Nav};
 use super::{upload, Panel, PanelError, PanelResult};
-use crate::pec::daticert::Errore;
-use crate::pec::messages;
-use crate::pec::original::{Certified, OriginalHeaders};
 use crate::provider::admin::{self as core_admin, parse_size, AdminRequest};
 use crate::provider::auth::generate_password;
 use crate::provider::{unix_now, Provider};
-use crate::store::{RecipientState, INBOX};
+use crate::store::RecipientState;
 
 const LDIF_LIMIT: usize = 2 * 1024 * 1024;
 const CERT_LIMIT: usize = 256 * 1024;
@@ -1030,84 +1027,9 @@ async fn queue_retry(
     )
 }
 
-/// Ends delivery of a queue entry: its pending recipients fail, and for a busta the
-/// sender gets an avviso di mancata consegna (as when the queue lifetime runs out).
+/// Ends delivery of a queue entry (provider::outbound::give_up does the work).
 pub fn give_up(provider: &Provider, id: u64) -> Result<usize, PanelError> {
-    let store = &provider.store;
-    let entry = store.queue_entry(id)?.ok_or(PanelError::NotFound)?;
-    let pending: Vec<(String, String)> = entry
-        .recipients
-        .iter()
-        .filter(|r| r.state == RecipientState::Pending)
-        .map(|r| {
-            (
-                r.address.clone(),
-                r.last_reply.clone().unwrap_or_else(|| "none".into()),
-            )
-        })
-        .collect();
-    let ident = entry.label.strip_prefix("busta ").map(str::to_string);
-    let tx = match &ident {
-        Some(i) => store.transaction(i)?,
-        None => None,
-    };
-    // Signing is slow: the notices are made before the store transaction.
-    let mut notices = Vec::new();
-    if let (Some(ident), Some(tx)) = (&ident, &tx) {
-        let message = store.queue_message(id)?.unwrap_or_default();
-        let class = crate::pec::classify::classify(&message);
-        let certified = class
-            .daticert
-            .as_ref()
-            .map(Certified::from_daticert)
-            .unwrap_or_else(|| {
-                let mut c = OriginalHeaders::default().certify(ident, |_| Default::default());
-                c.mittente = tx.sender.clone();
-                c.oggetto = tx.subject.clone();
-                c.msgid = tx.msgid.clone();
-                c
-            });
-        for (address, last) in &pending {
-            let detail = format!(
-                "5.4.7 - {} - consegna annullata dall'amministratore; ultimo esito: {last}",
-                provider.gestore.name
-            );
-            let notice = messages::mancata_consegna(
-                &provider.gestore,
-                &certified,
-                address,
-                Errore::Altro,
-                &detail,
-                &provider.new_id("rcpt")?,
-                provider.now(),
-            );
-            notices.push(provider.sign(&notice)?);
-        }
-    }
-    let now = unix_now();
-    let failed: Vec<String> = pending.iter().map(|(a, _)| a.clone()).collect();
-    store.atomically(|t| {
-        if let Some(tx) = &tx {
-            for n in &notices {
-                t.append(&tx.sender, INBOX, n, &[], now)?;
-            }
-            if let Some(mut current) = t.transaction(&tx.identificativo)? {
-                for r in current
-                    .recipients
-                    .iter_mut()
-                    .filter(|r| failed.iter().any(|a| a.eq_ignore_ascii_case(&r.address)))
-                {
-                    r.failed.get_or_insert(now);
-                }
-                t.put_transaction(&current)?;
-            }
-        }
-        t.dequeue(id)?;
-        Ok(())
-    })?;
-    store.flush()?;
-    tracing::warn!(id, label = %entry.label, recipients = pending.len(), "queue entry given up from the panel");
-    Ok(pending.len())
+    crate::provider::outbound::give_up(provider, id)?.ok_or(PanelError::NotFound)
 }
 
 async fn queue_give_up(
@@ -1514,6 +1436,8 @@ async fn update(State(panel): State<Arc<Panel>>, ctx: Ctx) -> PanelResult {
 mod tests {
     use super::*;
     use crate::provider::access::Submission;
+    use crate::registro::{EventKind, Query};
+    use crate::store::INBOX;
 
     #[test]
     fn giving_up_a_busta_tells_the_sender() {
@@ -1553,6 +1477,33 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, ["accettazione", "mancata-consegna"]);
+        // The registro has the step and keeps the notice the sender got.
+        let timeline = provider.registro.timeline(&identificativo).unwrap();
+        let given_up = timeline
+            .iter()
+            .find(|r| r.event.kind == Some(EventKind::Inoltro))
+            .expect("the give-up is logged");
+        assert!(given_up.event.outcome.starts_with("given up"));
+        let notice = provider
+            .registro
+            .search(&Query {
+                identificativo: Some(identificativo.clone()),
+                kind: Some(EventKind::MancataConsegnaEmessa),
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(notice.len(), 1);
+        let kept = provider
+            .registro
+            .receipt(notice[0].event.message_id.as_deref().unwrap())
+            .unwrap()
+            .expect("the notice is kept");
+        assert_eq!(
+            crate::pec::classify::classify(&kept)
+                .kind()
+                .map(|k| k.code()),
+            Some("mancata-consegna")
+        );
         assert!(matches!(
             give_up(&provider, queue[0].id),
             Err(PanelError::NotFound)

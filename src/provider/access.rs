@@ -148,6 +148,7 @@ impl Provider {
                 .recipients(rcpt_to)
                 .subject(&certified.oggetto)
                 .provider(&self.gestore.name)
+                .at(&time)
         };
         let mut writes = vec![
             Write::Log(
@@ -227,7 +228,8 @@ impl Provider {
             .sender(sender)
             .recipients(rcpt_to)
             .subject(&certified.oggetto)
-            .provider(&self.gestore.name);
+            .provider(&self.gestore.name)
+            .at(&time);
         self.apply(&[
             Write::Log(event, Some(notice.clone())),
             Write::Append {

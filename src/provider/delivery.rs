@@ -66,7 +66,8 @@ impl Provider {
                     .sender(&certified.mittente)
                     .recipients(std::slice::from_ref(rcpt))
                     .subject(&certified.oggetto)
-                    .provider(&self.gestore.name),
+                    .provider(&self.gestore.name)
+                    .at(&time),
                 Some(signed.clone()),
             ));
             receipts.push((rcpt.clone(), signed));

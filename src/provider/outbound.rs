@@ -326,6 +326,46 @@ fn reply_text(reply: &smtp::Reply) -> String {
     }
 }
 
+/// An administrator ends delivery of a queue entry (the panel's "give up"): its pending
+/// recipients fail as when the queue lifetime runs out — for a busta the sender gets an
+/// avviso di mancata consegna each — and every step goes to the registro. `None` when
+/// there is no such entry; otherwise how many recipients were given up.
+pub fn give_up(provider: &Provider, id: u64) -> Result<Option<usize>, CoreError> {
+    let Some(entry) = provider.store.queue_entry(id)? else {
+        return Ok(None);
+    };
+    let identificativo = entry.label.strip_prefix("busta ");
+    let mut writes = Vec::new();
+    let mut given_up = 0;
+    for r in entry
+        .recipients
+        .iter()
+        .filter(|r| r.state == RecipientState::Pending)
+    {
+        let last = r.last_reply.as_deref().unwrap_or("none");
+        let mut event = Event::new(EventKind::Inoltro, format!("given up: {last}"))
+            .sender(&entry.mail_from)
+            .recipients(std::slice::from_ref(&r.address))
+            .detail(format!(
+                "{} via {}, ended by the administrator",
+                entry.label, entry.domain
+            ));
+        if let Some(id) = identificativo {
+            event = event.identificativo(id);
+        }
+        writes.push(Write::Log(event, None));
+        let reply = format!(
+            "5.4.7 - {} - consegna annullata dall'amministratore; ultimo esito: {last}",
+            provider.gestore.name
+        );
+        writes.extend(failure_notice(provider, &entry, &r.address, &reply)?);
+        given_up += 1;
+    }
+    writes.push(Write::Dequeue(id));
+    provider.apply(&writes)?;
+    Ok(Some(given_up))
+}
+
 /// A busta that cannot reach a recipient: the sender gets an avviso di mancata consegna
 /// and the transaction records the failure. Other messages (receipts) are only logged.
 fn failure_notice(
@@ -354,6 +394,7 @@ fn failure_notice(
             c.msgid = tx.msgid.clone();
             c
         });
+    let time = provider.now();
     let notice = messages::mancata_consegna(
         &provider.gestore,
         &certified,
@@ -361,7 +402,7 @@ fn failure_notice(
         Errore::Altro,
         reply,
         &provider.new_id("rcpt")?,
-        provider.now(),
+        time,
     );
     let notice_id = super::writes::message_id_of(&notice);
     let notice = provider.sign(&notice)?;
@@ -373,7 +414,8 @@ fn failure_notice(
                 .sender(&tx.sender)
                 .recipients(&[address.to_string()])
                 .subject(&tx.subject)
-                .provider(&provider.gestore.name),
+                .provider(&provider.gestore.name)
+                .at(&time),
             Some(notice.clone()),
         ),
         Write::Append {

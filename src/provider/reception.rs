@@ -182,6 +182,7 @@ impl Provider {
                 .recipients(rcpt_to)
                 .subject(&certified.oggetto)
                 .provider(&entry.name)
+                .at(&time)
         };
         writes.push(Write::Log(
             event(EventKind::BustaRicevuta, "ok").message_id(&certified.identificativo),
@@ -238,13 +239,14 @@ impl Provider {
             }
             (MessageKind::RilevazioneVirus, Some(d), Some(id)) => {
                 if let (Some(rcpt), Some(tx)) = (&d.consegna, self.store.transaction(&id)?) {
+                    let time = self.now();
                     let notice = messages::mancata_consegna_virus(
                         &self.gestore,
                         &Certified::from_daticert(d),
                         rcpt,
                         d.errore_esteso.as_deref().unwrap_or("virus"),
                         &self.new_id("rcpt")?,
-                        self.now(),
+                        time,
                     );
                     let notice_id = message_id_of(&notice);
                     let notice = self.sign(&notice)?;
@@ -254,7 +256,8 @@ impl Provider {
                             .message_id(notice_id)
                             .sender(&tx.sender)
                             .recipients(std::slice::from_ref(rcpt))
-                            .subject(&tx.subject),
+                            .subject(&tx.subject)
+                            .at(&time),
                         Some(notice.clone()),
                     ));
                     writes.push(Write::Append {
@@ -364,12 +367,13 @@ impl Provider {
         if let Some(refused) = self.unknown_mailbox(rcpt_to)? {
             return Ok(refused);
         }
+        let time = self.now();
         let wrapped = messages::busta_anomalia(
             &self.gestore,
             message,
             reason,
             &self.new_id("anomalia")?,
-            self.now(),
+            time,
         );
         let wrapped_id = message_id_of(&wrapped);
         let wrapped = self.sign(&wrapped)?;
@@ -377,7 +381,8 @@ impl Provider {
             Event::new(EventKind::Anomalia, reason)
                 .message_id(wrapped_id)
                 .recipients(rcpt_to)
-                .detail("busta di anomalia"),
+                .detail("busta di anomalia")
+                .at(&time),
             Some(wrapped.clone()),
         ));
         for rcpt in rcpt_to {

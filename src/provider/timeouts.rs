@@ -103,13 +103,14 @@ impl Provider {
             identificativo: tx.identificativo.clone(),
             msgid: tx.msgid.clone(),
         };
+        let time = self.now();
         let notice = messages::tempo_massimo(
             &self.gestore,
             &certified,
             recipient,
             stage,
             &self.new_id("rcpt")?,
-            self.now(),
+            time,
         );
         let notice_id = super::writes::message_id_of(&notice);
         let notice = self.sign(&notice)?;
@@ -126,7 +127,8 @@ impl Provider {
                     .sender(&tx.sender)
                     .recipients(&[recipient.to_string()])
                     .subject(&tx.subject)
-                    .provider(&self.gestore.name),
+                    .provider(&self.gestore.name)
+                    .at(&time),
                 Some(notice.clone()),
             ),
             Write::Append {

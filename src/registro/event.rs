@@ -108,6 +108,11 @@ pub struct Event {
     /// Protocol and IP of a login, the action of an administrator, the next hop, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The clock reading of the step that built the message this event is about: the
+    /// record takes it as its time, so log, daticert and receipt text show one instant
+    /// (pec-rules §1.3, RFC 6109 §4.1). Without it the record is timed when written.
+    #[serde(skip)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Event {
@@ -151,6 +156,11 @@ impl Event {
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn at(mut self, time: &crate::pec::timestamp::PecTime) -> Self {
+        self.at = Some(time.utc());
         self
     }
 }

@@ -345,6 +345,7 @@ pub fn append_in(
         .get(HEAD)?
         .and_then(|v| serde_json::from_slice::<Head>(&v).ok());
     let keep = receipt.is_some() && event.message_id.is_some();
+    let time = event.at.unwrap_or(time);
     let (record, head) = new_record(head, event.clone(), time, keep);
     meta.insert(
         &pending_key(b'p', head.seq),
