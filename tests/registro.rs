@@ -105,6 +105,29 @@ fn timeline_of_a_message_and_its_receipt_reproduced() {
         Some(certified_at.datetime().to_rfc3339().as_str()),
         "{line}"
     );
+    // The holder knows the message by the Message-ID their client gave it.
+    let client_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("SENT "))
+        .expect("the client prints the Message-ID")
+        .trim()
+        .to_string();
+    let kinds = |p: &PecBox| -> Vec<String> {
+        p.run_ok(
+            &["log", "search", "--message-id", &client_id, "--json"],
+            None,
+        )
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+        .collect()
+    };
+    let (on_alfa, on_beta) = (kinds(&alfa), kinds(&beta));
+    for step in ["\"accettazione\"", "\"busta-emessa\""] {
+        assert!(on_alfa.iter().any(|k| k == step), "{step}: {on_alfa:?}");
+    }
+    for step in ["\"busta-ricevuta\"", "\"consegna-emessa\""] {
+        assert!(on_beta.iter().any(|k| k == step), "{step}: {on_beta:?}");
+    }
 
     let json = alfa.run_ok(
         &[

@@ -144,6 +144,7 @@ impl Provider {
         let event = |kind, outcome: &str| {
             Event::new(kind, outcome)
                 .identificativo(&identificativo)
+                .original_message_id(certified.msgid.as_deref())
                 .sender(sender)
                 .recipients(rcpt_to)
                 .subject(&certified.oggetto)
@@ -224,6 +225,7 @@ impl Provider {
         let notice = self.sign(&notice)?;
         let event = Event::new(EventKind::NonAccettazione, format!("refused: {reason}"))
             .identificativo(&certified.identificativo)
+            .original_message_id(certified.msgid.as_deref())
             .message_id(notice_id)
             .sender(sender)
             .recipients(rcpt_to)

@@ -62,6 +62,7 @@ impl Provider {
             writes.push(Write::Log(
                 Event::new(kind, receipt.kind.code())
                     .identificativo(&certified.identificativo)
+                    .original_message_id(certified.msgid.as_deref())
                     .message_id(receipt_id)
                     .sender(&certified.mittente)
                     .recipients(std::slice::from_ref(rcpt))

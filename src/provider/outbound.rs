@@ -410,6 +410,7 @@ fn failure_notice(
         Write::Log(
             Event::new(EventKind::MancataConsegnaEmessa, reply)
                 .identificativo(identificativo)
+                .original_message_id(certified.msgid.as_deref())
                 .message_id(notice_id)
                 .sender(&tx.sender)
                 .recipients(&[address.to_string()])

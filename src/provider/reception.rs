@@ -178,6 +178,7 @@ impl Provider {
         let event = |kind, outcome: &str| {
             Event::new(kind, outcome)
                 .identificativo(&certified.identificativo)
+                .original_message_id(certified.msgid.as_deref())
                 .sender(&certified.mittente)
                 .recipients(rcpt_to)
                 .subject(&certified.oggetto)

@@ -94,6 +94,10 @@ pub struct Event {
     /// Message-ID of the message this event is about (a receipt's own, or the original's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// Message-ID the sender's mail client gave the original (daticert `msgid`): what
+    /// a holder knows the message by. `--message-id` finds it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_message_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -131,6 +135,12 @@ impl Event {
 
     pub fn message_id(mut self, id: impl Into<String>) -> Self {
         self.message_id = Some(id.into());
+        self
+    }
+
+    /// The original's Message-ID, when it has one.
+    pub fn original_message_id(mut self, id: Option<&str>) -> Self {
+        self.original_message_id = id.map(str::to_string);
         self
     }
 

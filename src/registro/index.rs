@@ -70,6 +70,7 @@ pub(super) fn keys(r: &Record) -> Vec<u64> {
     let mut keys = Vec::with_capacity(4 + e.recipients.len());
     keys.extend(e.identificativo.as_deref().map(key_identificativo));
     keys.extend(e.message_id.as_deref().map(key_message_id));
+    keys.extend(e.original_message_id.as_deref().map(key_message_id));
     keys.extend(e.sender.as_deref().map(key_sender));
     keys.extend(e.recipients.iter().map(|v| key_recipient(v)));
     keys.extend(e.kind.map(|k| key_kind(k.as_str())));

@@ -1170,7 +1170,7 @@ fn matches(r: &Record, q: &Query) -> bool {
     };
     let e = &r.event;
     eq(&e.identificativo, &q.identificativo)
-        && eq(&e.message_id, &q.message_id)
+        && (eq(&e.message_id, &q.message_id) || eq(&e.original_message_id, &q.message_id))
         && eq(&e.sender, &q.sender)
         && q.recipient
             .as_ref()
