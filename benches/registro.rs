@@ -11,21 +11,6 @@ use chrono::{Duration, TimeZone, Utc};
 use pecbox::registro::{month_of, Event, EventKind, Query, Registro};
 use pecbox::store::Store;
 
-fn dir_size(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 fn main() {
     let total: u64 = std::env::var("REGISTRO_EVENTS")
         .ok()
@@ -61,7 +46,7 @@ fn main() {
     let written = registro.append_bulk(events).expect("append");
     store.flush().expect("flush");
     let write_secs = t.elapsed().as_secs_f64();
-    let bytes = dir_size(dir.path());
+    let bytes = pecbox::store::dir_size(dir.path());
     println!(
         "wrote {written} events in {write_secs:.1} s ({:.0} events/s); store {:.1} MB, {:.0} MB per million events; {} months",
         written as f64 / write_secs,

@@ -62,20 +62,6 @@ fn back(panel: &Panel, ctx: &Ctx, to: &str, flash: Flash) -> PanelResult {
 
 // --- status ------------------------------------------------------------------------
 
-fn dir_size(path: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 /// (free, total) bytes of the file system holding `path`.
 // statvfs field types differ between targets (u32 or u64): `u64::from` covers both.
 #[allow(clippy::useless_conversion)]
@@ -123,7 +109,11 @@ async fn dashboard(State(panel): State<Arc<Panel>>, ctx: Ctx) -> PanelResult {
     let (store_size, disk, registro) = {
         let (s, d, p) = (config.store_dir(), data_dir.clone(), provider.clone());
         tokio::task::spawn_blocking(move || {
-            (dir_size(&s), disk_space(&d), p.registro.summary().ok())
+            (
+                crate::store::dir_size(&s),
+                disk_space(&d),
+                p.registro.summary().ok(),
+            )
         })
         .await
         .unwrap_or((0, None, None))

@@ -348,7 +348,7 @@ impl Registro {
     pub fn summary(&self) -> Result<Summary, RegistroError> {
         Ok(Summary {
             months: self.months(),
-            bytes: segment::size(&self.root),
+            bytes: crate::store::dir_size(&self.root),
             last_sealed: self.checkpoints()?.into_iter().map(|c| c.month).max(),
             records: self.head()?.map_or(0, |h| h.seq),
         })

@@ -55,22 +55,6 @@ pub(super) fn months(root: &Path) -> Vec<String> {
     out
 }
 
-/// Bytes of every file below `dir`.
-pub(super) fn size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// Whether a month folder has no record (nothing to seal).
 pub(super) fn is_empty(root: &Path, month: &str) -> bool {
     std::fs::metadata(root.join(month).join(RECORDS)).map_or(true, |m| m.len() == 0)

@@ -186,6 +186,21 @@ pub enum StoreError {
 pub const INBOX: &str = "INBOX";
 pub const SENT: &str = "Sent";
 
+/// Bytes of every file below `dir` (the store with its registro files, say).
+pub fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// The database. Cheap to clone; all methods are safe from many threads.
 #[derive(Clone)]
 pub struct Store {
