@@ -142,6 +142,51 @@ fn main() {
     ]);
     println!("pecbox log search --sender --since --until ({cache}): {n} record(s) in {secs:.3} s");
 
+    // A whole month out of the box: written as it is read, so memory stays flat.
+    let pecbox = |args: &[&str]| {
+        let t = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pecbox"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("pecbox");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t.elapsed().as_secs_f64()
+    };
+    pecbox(&["init"]);
+    let file = dir.path().join("export.json");
+    let secs = pecbox(&[
+        "log",
+        "export",
+        "--month",
+        &month,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    // The largest resident size of the pecbox processes waited for so far.
+    let peak_mb = || {
+        // SAFETY: getrusage only fills the struct we own.
+        let kb = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+            usage.ru_maxrss
+        };
+        kb as f64 / 1024.0
+    };
+    let export_peak = peak_mb();
+    let size = std::fs::metadata(&file).map_or(0, |m| m.len());
+    let secs_verify = pecbox(&["log", "verify", file.to_str().unwrap()]);
+    println!(
+        "pecbox log export --month {month}: {:.1} MB in {secs:.1} s (largest pecbox process so far {export_peak:.0} MB); log verify of the file {secs_verify:.1} s ({:.0} MB)",
+        size as f64 / 1e6,
+        peak_mb()
+    );
+
     let store = Store::open(&dir.path().join("store")).expect("store");
     let registro = Registro::open(&store).expect("registro");
     let t = Instant::now();

@@ -105,6 +105,56 @@ fn timeline_of_a_message_and_its_receipt_reproduced() {
         Some(certified_at.datetime().to_rfc3339().as_str()),
         "{line}"
     );
+    // The month exported through the running daemon verifies with pecbox and with the
+    // auditor's script, and the daemon's copy is gone afterwards.
+    let month = pecbox::registro::month_of(Utc::now());
+    let export = out_dir.path().join("export.json");
+    alfa.run_ok(
+        &[
+            "log",
+            "export",
+            "--month",
+            &month,
+            "-o",
+            export.to_str().unwrap(),
+        ],
+        None,
+    );
+    let verified = common::run(
+        pecbox()
+            .args(["log", "verify"])
+            .arg(&export)
+            .arg("--ca")
+            .arg(alfa.ca_path()),
+    );
+    assert_eq!(verified.code, Some(0), "{}", verified.stdout);
+    assert!(verified.stdout.contains("intact"), "{}", verified.stdout);
+    let audit = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/registro-audit.sh"
+    ))
+    .arg(&export)
+    .arg(alfa.ca_path())
+    .output()
+    .unwrap();
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
+    let receipt_key = receipt_id
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_ascii_lowercase();
+    assert!(
+        kept["receipts"].get(&receipt_key).is_some(),
+        "the accettazione travels with the export"
+    );
+    let leftovers = std::fs::read_dir(alfa.dir.path().join("data/exports"))
+        .expect("the daemon wrote the export there")
+        .count();
+    assert_eq!(leftovers, 0, "the daemon's export file is removed");
+
     // The holder knows the message by the Message-ID their client gave it.
     let client_id = out
         .lines()
@@ -331,9 +381,11 @@ fn rotation_keeps_exactly_30_months_and_the_chain_verifies() {
     let export = registro
         .export("2027-01", &provider.signer, "Registro PEC")
         .unwrap();
-    let report =
-        pecbox::registro::verify_export(&export, std::slice::from_ref(&provider.ca.cert_der))
-            .unwrap();
+    let report = pecbox::registro::verify_export(
+        export.as_slice(),
+        std::slice::from_ref(&provider.ca.cert_der),
+    )
+    .unwrap();
     assert!(report.ok() && report.records > 0, "{report:?}");
     let exported = report.records;
     let edited = String::from_utf8(export.clone()).unwrap().replacen(
@@ -347,6 +399,31 @@ fn rotation_keeps_exactly_30_months_and_the_chain_verifies() {
     )
     .unwrap();
     assert!(!report.ok());
+
+    // Checked as a stream: the fields may come in any order; records that do not start
+    // where the checkpoint does, or a file cut short, are caught.
+    let anchors = std::slice::from_ref(&provider.ca.cert_der);
+    let value: serde_json::Value = serde_json::from_slice(&export).unwrap();
+    let records = value["records"].as_array().unwrap();
+    let reordered = |records: &[serde_json::Value]| {
+        format!(
+            r#"{{"records":{},"receipts":{},"month":{},"checkpoint":{},"provider":{},"format":{}}}"#,
+            serde_json::Value::from(records.to_vec()),
+            value["receipts"],
+            value["month"],
+            value["checkpoint"],
+            value["provider"],
+            value["format"],
+        )
+    };
+    let report = pecbox::registro::verify_export(reordered(records).as_bytes(), anchors).unwrap();
+    assert!(report.ok() && report.records == exported, "{report:?}");
+    let report =
+        pecbox::registro::verify_export(reordered(&records[1..]).as_bytes(), anchors).unwrap();
+    let first = records[0]["seq"].as_u64().unwrap();
+    assert_eq!(report.broken.map(|b| b.0), Some(first + 1));
+    let cut = &export[..export.len() / 2];
+    assert!(pecbox::registro::verify_export(cut, anchors).is_err());
 
     // An auditor without pecbox: jq, sha256sum and openssl (docs/registro-audit.sh).
     let files = tempfile::tempdir().unwrap();

@@ -160,6 +160,17 @@ fn write_data(response: AdminResponse, out: Option<PathBuf>) -> i32 {
     if !response.ok {
         return print_response(response);
     }
+    if let Some(file) = &response.file {
+        let taken = take_file(file, out.as_deref());
+        let _ = std::fs::remove_file(file);
+        return match taken {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("pecbox: {e}");
+                1
+            }
+        };
+    }
     let bytes = match response
         .data
         .as_deref()
@@ -186,6 +197,23 @@ fn write_data(response: AdminResponse, out: Option<PathBuf>) -> i32 {
     }
 }
 
+/// Copies a file the daemon wrote to `out` (or standard output), streaming.
+fn take_file(file: &std::path::Path, out: Option<&std::path::Path>) -> Result<(), String> {
+    let mut from = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    match out {
+        Some(path) => {
+            let mut to =
+                std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::io::copy(&mut from, &mut to)
+                .and_then(|_| to.sync_all())
+                .map_err(|e| format!("{}: {e}", path.display()))
+        }
+        None => std::io::copy(&mut from, &mut std::io::stdout().lock())
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    }
+}
+
 /// A spinner on a terminal while `f` runs (through the daemon there is no count to show).
 fn with_spinner<T>(message: &'static str, f: impl FnOnce() -> T) -> T {
     if !std::io::stderr().is_terminal() {
@@ -199,8 +227,11 @@ fn with_spinner<T>(message: &'static str, f: impl FnOnce() -> T) -> T {
 }
 
 fn verify_export(file: &PathBuf, ca: &[PathBuf]) -> i32 {
-    let bytes = match std::fs::read(file) {
-        Ok(b) => b,
+    let (opened, len) = match std::fs::File::open(file).and_then(|f| {
+        let len = f.metadata()?.len();
+        Ok((f, len))
+    }) {
+        Ok(x) => x,
         Err(e) => {
             eprintln!("pecbox: {}: {e}", file.display());
             return 2;
@@ -213,12 +244,17 @@ fn verify_export(file: &PathBuf, ca: &[PathBuf]) -> i32 {
             return 2;
         }
     };
+    // Read as a stream: the bar follows the bytes.
     let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new_spinner().with_message("checking the export")
+        let style = indicatif::ProgressStyle::with_template(
+            "checking the export {bar:30} {bytes}/{total_bytes}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        indicatif::ProgressBar::new(len).with_style(style)
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let report = crate::registro::verify_export(&bytes, &anchors);
+    let report = crate::registro::verify_export(bar.wrap_read(opened), &anchors);
     bar.finish_and_clear();
     match report {
         Ok(report) => print_response(crate::provider::registro_admin::verdict(&report)),

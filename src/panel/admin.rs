@@ -359,11 +359,7 @@ async fn execute(panel: &Panel, request: AdminRequest) -> core_admin::AdminRespo
     let p = panel.provider.clone();
     tokio::task::spawn_blocking(move || core_admin::execute(&p.store, &p.config, request))
         .await
-        .unwrap_or_else(|e| core_admin::AdminResponse {
-            ok: false,
-            text: e.to_string(),
-            data: None,
-        })
+        .unwrap_or_else(|e| core_admin::AdminResponse::error(e.to_string()))
 }
 
 /// Creates a mailbox; Ok((address, generated password)).

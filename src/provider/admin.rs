@@ -79,9 +79,13 @@ pub struct AdminResponse {
     pub ok: bool,
     /// What to print on stdout (ok) or stderr (error).
     pub text: String,
-    /// Bytes to write out (a receipt, an export), base64.
+    /// Bytes to write out (a receipt), base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// A file written under the data folder for the caller to take and then remove
+    /// (a month's export: too big to carry in an answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 impl AdminResponse {
@@ -90,6 +94,7 @@ impl AdminResponse {
             ok: true,
             text: text.into(),
             data: None,
+            file: None,
         }
     }
 
@@ -98,6 +103,7 @@ impl AdminResponse {
             ok: false,
             text: text.into(),
             data: None,
+            file: None,
         }
     }
 }

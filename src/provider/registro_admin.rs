@@ -76,6 +76,7 @@ fn run(store: &Store, config: &Config, request: LogRequest) -> Result<AdminRespo
                     ok: true,
                     text: String::new(),
                     data: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                    file: None,
                 }),
                 None => Err(format!(
                     "no receipt with Message-ID {message_id} is kept (search with `pecbox log search --message-id`)"
@@ -84,13 +85,24 @@ fn run(store: &Store, config: &Config, request: LogRequest) -> Result<AdminRespo
         }
         LogRequest::Export { month } => {
             let id = identity::load(config).map_err(|e| e.to_string())?;
-            let bytes = registro
-                .export(&month, &id.signer, &config.provider.name)
-                .map_err(|e| e.to_string())?;
+            let path = export_file(config, &month)?;
+            let written = std::fs::File::create(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|f| {
+                    let mut out = std::io::BufWriter::new(f);
+                    registro
+                        .export_to(&month, &id.signer, &config.provider.name, &mut out)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
             Ok(AdminResponse {
                 ok: true,
                 text: String::new(),
-                data: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                data: None,
+                file: Some(path),
             })
         }
         LogRequest::Verify => {
@@ -131,6 +143,26 @@ pub fn own_anchors(config: &Config) -> Vec<Vec<u8>> {
         .ok()
         .and_then(|pem| crate::smime::pem_certificates(&pem).ok())
         .unwrap_or_default()
+}
+
+/// Where an export is written for the command line to take: `<data_dir>/exports/`,
+/// private to pecbox (the command runs as root or as pecbox).
+fn export_file(config: &Config, month: &str) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = config.data_dir().join("exports");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let safe: String = month
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    Ok(dir.join(format!("registro-{safe}-{stamp}.json")))
 }
 
 pub fn verdict(report: &registro::VerifyReport) -> AdminResponse {
