@@ -210,6 +210,21 @@ fn timeline_of_a_message_and_its_receipt_reproduced() {
     );
 }
 
+/// Opens a store that this process (or a killed child) just closed: sled lets go of its
+/// lock when its background flusher ends, a moment after the last handle is dropped.
+fn open_store(dir: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("{}: {e}", dir.display()),
+        }
+    }
+}
+
 fn provider_store() -> (tempfile::TempDir, Store, Registro, common::TestProvider) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
@@ -480,7 +495,7 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
     // Many small months: dropping 370 of them takes long enough for a kill to land.
     let last = "2061-12";
     {
-        let store = Store::open(&store_dir).unwrap();
+        let store = open_store(&store_dir);
         let registro = Registro::open(&store).unwrap();
         let mut events = Vec::new();
         for back in (0..400).rev() {
@@ -495,7 +510,7 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
     }
     copy_dir(&store_dir, &pristine);
     let total = {
-        let store = Store::open(&store_dir).unwrap();
+        let store = open_store(&store_dir);
         Registro::open(&store).unwrap().months().len()
     };
     assert_eq!(total, 401, "400 synthetic months and today's");
@@ -528,7 +543,7 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
         let _ = child.kill();
         let _ = child.wait();
 
-        let store = Store::open(&store_dir).unwrap();
+        let store = open_store(&store_dir);
         let registro = Registro::open(&store).unwrap();
         let months = registro.months();
         assert!(
@@ -584,7 +599,7 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
     );
     let verify = b.run_ok(&["log", "verify"], None);
     assert!(verify.starts_with("registro intact"), "{verify}");
-    let store = Store::open(&store_dir).unwrap();
+    let store = open_store(&store_dir);
     let registro = Registro::open(&store).unwrap();
     assert_eq!(registro.months().len(), 30);
 
@@ -648,7 +663,7 @@ fn records_survive_a_crash_at_every_point_between_the_store_and_the_month_files(
 
     // Committed in the store, never moved to the files (killed before settling).
     {
-        let store = Store::open(&store_dir).unwrap();
+        let store = open_store(&store_dir);
         let registro = Registro::open(&store).unwrap();
         for (event, t) in &events[..5] {
             registro.append(event, *t, None).unwrap();
@@ -656,7 +671,7 @@ fn records_survive_a_crash_at_every_point_between_the_store_and_the_month_files(
         store.flush().unwrap();
         assert!(!month_dir(&registro).join("records.jsonl").exists());
     }
-    let store = Store::open(&store_dir).unwrap();
+    let store = open_store(&store_dir);
     let registro = Registro::open(&store).unwrap();
     assert_eq!(found(&registro, "m4@pec.reg.test"), 1);
     let report = registro.verify(&anchors, &|_| {}).unwrap();
@@ -672,7 +687,7 @@ fn records_survive_a_crash_at_every_point_between_the_store_and_the_month_files(
         .unwrap();
     std::io::Write::write_all(&mut torn, b"{\"seq\":6,\"time\":\"2026-03-1").unwrap();
     drop((registro, store));
-    let store = Store::open(&store_dir).unwrap();
+    let store = open_store(&store_dir);
     let registro = Registro::open(&store).unwrap();
     assert_eq!(found(&registro, "m5@pec.reg.test"), 1);
     let report = registro.verify(&anchors, &|_| {}).unwrap();
@@ -685,7 +700,7 @@ fn records_survive_a_crash_at_every_point_between_the_store_and_the_month_files(
         let _ = std::fs::remove_file(month_dir(&registro).join(name));
     }
     drop((registro, store));
-    let store = Store::open(&store_dir).unwrap();
+    let store = open_store(&store_dir);
     let registro = Registro::open(&store).unwrap();
     for i in 0..7 {
         assert_eq!(found(&registro, &format!("<m{i}@pec.reg.test>")), 1, "m{i}");
@@ -719,7 +734,7 @@ fn a_store_from_before_the_month_files_is_migrated_at_opening() {
     let april = Utc.with_ymd_and_hms(2026, 4, 10, 8, 0, 0).unwrap();
     let receipt = b"Subject: ACCETTAZIONE: x\r\n\r\nsigned bytes\r\n".to_vec();
     {
-        let store = Store::open(&store_dir).unwrap();
+        let store = open_store(&store_dir);
         let registro = Registro::open(&store).unwrap();
         for (event, t) in synthetic(10, march) {
             let kept = (t == march).then_some(receipt.as_slice());
@@ -753,7 +768,7 @@ fn a_store_from_before_the_month_files_is_migrated_at_opening() {
         std::fs::remove_dir_all(store_dir.join("registro")).unwrap();
         store.flush().unwrap();
     }
-    let store = Store::open(&store_dir).unwrap();
+    let store = open_store(&store_dir);
     let registro = Registro::open(&store).unwrap();
     assert_eq!(registro.months(), ["2026-03", "2026-04"]);
     assert!(store
