@@ -658,7 +658,7 @@ async fn uids_survive_a_restart() {
     drop(c);
     let dir = server.stop().await;
     // a new process: the store reopened from disk
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = Store::open_waiting(&dir.path().join("db"), Duration::from_secs(10)).unwrap();
     let server = Server::start_on(dir, store, ImapLimits::default()).await;
     let mut c = server.client().await;
     c.login().await;

@@ -210,19 +210,9 @@ fn timeline_of_a_message_and_its_receipt_reproduced() {
     );
 }
 
-/// Opens a store that this process (or a killed child) just closed: sled lets go of its
-/// lock when its background flusher ends, a moment after the last handle is dropped.
+/// Opens a store this process (or a killed child) just closed.
 fn open_store(dir: &std::path::Path) -> Store {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match Store::open(dir) {
-            Ok(store) => return store,
-            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            Err(e) => panic!("{}: {e}", dir.display()),
-        }
-    }
+    Store::open_waiting(dir, Duration::from_secs(10)).unwrap()
 }
 
 fn provider_store() -> (tempfile::TempDir, Store, Registro, common::TestProvider) {

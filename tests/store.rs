@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use pecbox::store::*;
 
 fn open(dir: &Path) -> Store {
-    Store::open(dir).unwrap()
+    // Reopening right after a drop: sled lets go of its lock a moment later.
+    Store::open_waiting(dir, std::time::Duration::from_secs(10)).unwrap()
 }
 
 fn mailbox(address: &str, quota: Option<u64>) -> Mailbox {

@@ -30,20 +30,6 @@ pub fn run(config: &Config, request: AdminRequest) -> i32 {
     }
 }
 
-/// A store a process is letting go of (a daemon stopping, a command ending) is locked
-/// for a moment more: wait up to 3 s before saying it is busy.
-fn open_store(dir: &std::path::Path) -> Result<Store, crate::store::StoreError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    loop {
-        match Store::open(dir) {
-            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            other => return other,
-        }
-    }
-}
-
 fn direct(config: &Config, request: AdminRequest) -> AdminResponse {
     let dir = config.store_dir();
     if !config.data_dir().exists() {
@@ -52,7 +38,8 @@ fn direct(config: &Config, request: AdminRequest) -> AdminResponse {
             config.data_dir().display()
         ));
     }
-    match open_store(&dir) {
+    // A daemon that just stopped may hold the lock a moment more.
+    match Store::open_waiting(&dir, std::time::Duration::from_secs(3)) {
         Ok(store) => admin::execute(&store, config, request),
         Err(e) => AdminResponse::error(format!(
             "{e} (a pecbox daemon may hold the store without answering on {})",

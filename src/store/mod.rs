@@ -235,6 +235,26 @@ impl Store {
         &self.dir
     }
 
+    /// Like [`Store::open`], waiting up to `patience` while another handle lets go of
+    /// the database: sled releases its lock when its background flusher ends, a moment
+    /// after the last handle is dropped (a daemon stopping, a command ending).
+    pub fn open_waiting(
+        dir: &std::path::Path,
+        patience: std::time::Duration,
+    ) -> Result<Self, StoreError> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match Self::open(dir) {
+                Err(e)
+                    if e.to_string().contains("lock") && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Makes everything written so far durable (fsync).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db
