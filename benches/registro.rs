@@ -102,12 +102,12 @@ fn main() {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    let cli = |args: &[&str]| {
+    // `pecbox --config … ARGS` as a user runs it: (standard output, seconds).
+    let pecbox = |args: &[&str]| {
         let t = Instant::now();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_pecbox"))
             .arg("--config")
             .arg(&config)
-            .args(["log", "search", "--json"])
             .args(args)
             .output()
             .expect("pecbox");
@@ -116,12 +116,19 @@ fn main() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            t.elapsed().as_secs_f64(),
+        )
+    };
+    let cli = |args: &[&str]| {
+        let (out, secs) = pecbox(&[&["log", "search", "--json"], args].concat());
         // One JSON record per line.
-        let found = String::from_utf8_lossy(&out.stdout)
+        let found = out
             .lines()
             .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
             .count();
-        (found, t.elapsed().as_secs_f64())
+        (found, secs)
     };
     let cache = if cold {
         "cold page cache"
@@ -143,24 +150,9 @@ fn main() {
     println!("pecbox log search --sender --since --until ({cache}): {n} record(s) in {secs:.3} s");
 
     // A whole month out of the box: written as it is read, so memory stays flat.
-    let pecbox = |args: &[&str]| {
-        let t = Instant::now();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pecbox"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .expect("pecbox");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        t.elapsed().as_secs_f64()
-    };
     pecbox(&["init"]);
     let file = dir.path().join("export.json");
-    let secs = pecbox(&[
+    let (_, secs) = pecbox(&[
         "log",
         "export",
         "--month",
@@ -180,7 +172,7 @@ fn main() {
     };
     let export_peak = peak_mb();
     let size = std::fs::metadata(&file).map_or(0, |m| m.len());
-    let secs_verify = pecbox(&["log", "verify", file.to_str().unwrap()]);
+    let (_, secs_verify) = pecbox(&["log", "verify", file.to_str().unwrap()]);
     println!(
         "pecbox log export --month {month}: {:.1} MB in {secs:.1} s (largest pecbox process so far {export_peak:.0} MB); log verify of the file {secs_verify:.1} s ({:.0} MB)",
         size as f64 / 1e6,
