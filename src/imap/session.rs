@@ -38,7 +38,7 @@ use super::folders::{self, DELIMITER};
 use super::mime::{istring, Mime};
 use super::search::{self, has_flag, in_set, largest_explicit, Candidate};
 use super::server::{Flow, ImapAuth, Out, Shared};
-use crate::store::{MessageMeta, Store, StoreError, StoreEvent, INBOX, SENT};
+use crate::store::{FolderState, MessageMeta, Store, StoreError, StoreEvent, INBOX, SENT};
 
 /// Messages whose bodies are read from the store in one go.
 const CHUNK: usize = 128;
@@ -268,6 +268,26 @@ impl<A: ImapAuth> Session<A> {
 
     fn address(&self) -> String {
         self.address.clone().unwrap_or_default()
+    }
+
+    /// A folder's state and messages, or the answer for a folder that does not exist.
+    async fn load_folder(&self, name: &str) -> Result<(FolderState, Vec<MessageMeta>), Done> {
+        let (addr, folder) = (self.address(), name.to_string());
+        let loaded = self
+            .blocking(move |s| {
+                let state = s.folder_state(&addr, &folder)?;
+                let list = match state {
+                    Some(_) => s.list(&addr, &folder)?,
+                    None => Vec::new(),
+                };
+                Ok((state, list))
+            })
+            .await;
+        match loaded {
+            Ok((Some(state), list)) => Ok((state, list)),
+            Ok((None, _)) => Err(no("no such mailbox").code(code_other("NONEXISTENT"))),
+            Err(e) => Err(failed(e)),
+        }
     }
 
     pub(super) fn note_event(&mut self, event: Result<StoreEvent, broadcast::error::RecvError>) {
@@ -680,21 +700,9 @@ impl<A: ImapAuth> Session<A> {
         };
         // Subscribe first: a change between listing and subscribing is not lost.
         let events = self.store().subscribe();
-        let (addr, folder) = (self.address(), name.clone());
-        let loaded = self
-            .blocking(move |s| {
-                let state = s.folder_state(&addr, &folder)?;
-                let list = match state {
-                    Some(_) => s.list(&addr, &folder)?,
-                    None => Vec::new(),
-                };
-                Ok((state, list))
-            })
-            .await;
-        let (state, list) = match loaded {
-            Ok((Some(state), list)) => (state, list),
-            Ok((None, _)) => return no("no such mailbox").code(code_other("NONEXISTENT")),
-            Err(e) => return failed(e),
+        let (state, list) = match self.load_folder(&name).await {
+            Ok(loaded) => loaded,
+            Err(done) => return done,
         };
         let mut keywords: Vec<String> = Vec::new();
         for m in &list {
@@ -973,21 +981,9 @@ impl<A: ImapAuth> Session<A> {
             Ok(n) => n,
             Err(d) => return d,
         };
-        let (addr, folder) = (self.address(), name.clone());
-        let loaded = self
-            .blocking(move |s| {
-                let state = s.folder_state(&addr, &folder)?;
-                let list = match state {
-                    Some(_) => s.list(&addr, &folder)?,
-                    None => Vec::new(),
-                };
-                Ok((state, list))
-            })
-            .await;
-        let (state, list) = match loaded {
-            Ok((Some(state), list)) => (state, list),
-            Ok((None, _)) => return no("no such mailbox").code(code_other("NONEXISTENT")),
-            Err(e) => return failed(e),
+        let (state, list) = match self.load_folder(&name).await {
+            Ok(loaded) => loaded,
+            Err(done) => return done,
         };
         let mut items = Vec::new();
         for item in names {
