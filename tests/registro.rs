@@ -629,6 +629,32 @@ fn kill_9_during_rotation_leaves_a_verifiable_registro() {
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("not a registro export"));
     }
+    // Asking for what is not there: exit 1 and why.
+    for (args, why) in [
+        (
+            &["log", "search", "--kind", "bogus"][..],
+            "unknown kind bogus; one of: accettazione",
+        ),
+        (
+            &["log", "receipt", "nope@pec.rot.test"][..],
+            "no receipt with Message-ID",
+        ),
+        (&["log", "show", "nope@pec.rot.test"][..], "no transaction"),
+        (
+            &["log", "export", "--month", "1999-13"][..],
+            "no records for 1999-13",
+        ),
+    ] {
+        let out = b.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(why), "{args:?}: {said}");
+    }
+    assert_eq!(
+        std::fs::read_dir(b.dir.path().join("data/exports")).map_or(0, |d| d.count()),
+        0,
+        "a refused export leaves no file behind"
+    );
 }
 
 fn found(registro: &Registro, message_id: &str) -> usize {

@@ -10,6 +10,7 @@ use clap::Subcommand;
 
 use crate::config::Config;
 use crate::provider::admin::{AdminRequest, AdminResponse, LogRequest};
+use crate::registro::{EventKind, Query, ALL_KINDS};
 
 #[derive(Subcommand)]
 pub enum LogCommand {
@@ -103,9 +104,18 @@ pub fn run(config: &Config, command: LogCommand) -> i32 {
             until,
             limit,
             json,
-        } => print_response(super::manage::execute(
-            config,
-            AdminRequest::Log(LogRequest::Search {
+        } => {
+            let kind = match kind.map(|k| EventKind::parse(&k).ok_or(k)).transpose() {
+                Ok(kind) => kind,
+                Err(k) => {
+                    eprintln!(
+                        "pecbox: unknown kind {k}; one of: {}",
+                        ALL_KINDS.map(|k| k.as_str()).join(", ")
+                    );
+                    return 1;
+                }
+            };
+            let query = Query {
                 identificativo,
                 message_id,
                 sender,
@@ -114,9 +124,12 @@ pub fn run(config: &Config, command: LogCommand) -> i32 {
                 since,
                 until,
                 limit,
-                json,
-            }),
-        )),
+            };
+            print_response(super::manage::execute(
+                config,
+                AdminRequest::Log(LogRequest::Search { query, json }),
+            ))
+        }
         LogCommand::Show {
             identificativo,
             json,

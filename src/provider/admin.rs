@@ -47,14 +47,7 @@ pub enum AdminRequest {
 #[serde(tag = "log", rename_all = "kebab-case")]
 pub enum LogRequest {
     Search {
-        identificativo: Option<String>,
-        message_id: Option<String>,
-        sender: Option<String>,
-        recipient: Option<String>,
-        kind: Option<String>,
-        since: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
-        limit: Option<usize>,
+        query: crate::registro::Query,
         json: bool,
     },
     Show {

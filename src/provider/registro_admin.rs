@@ -7,7 +7,7 @@ use chrono::Utc;
 use super::admin::{AdminResponse, LogRequest};
 use super::identity;
 use crate::config::Config;
-use crate::registro::{self, EventKind, Query, Record, Registro};
+use crate::registro::{self, Record, Registro};
 use crate::store::Store;
 
 pub fn execute(store: &Store, config: &Config, request: LogRequest) -> AdminResponse {
@@ -20,36 +20,7 @@ pub fn execute(store: &Store, config: &Config, request: LogRequest) -> AdminResp
 fn run(store: &Store, config: &Config, request: LogRequest) -> Result<AdminResponse, String> {
     let registro = Registro::open(store).map_err(|e| e.to_string())?;
     match request {
-        LogRequest::Search {
-            identificativo,
-            message_id,
-            sender,
-            recipient,
-            kind,
-            since,
-            until,
-            limit,
-            json,
-        } => {
-            let kind = match kind {
-                Some(k) => Some(EventKind::parse(&k).ok_or_else(|| {
-                    format!(
-                        "unknown kind {k}; one of: {}",
-                        registro::ALL_KINDS.map(|k| k.as_str()).join(", ")
-                    )
-                })?),
-                None => None,
-            };
-            let query = Query {
-                identificativo,
-                message_id,
-                sender,
-                recipient,
-                kind,
-                since,
-                until,
-                limit,
-            };
+        LogRequest::Search { query, json } => {
             let records = registro.search(&query).map_err(|e| e.to_string())?;
             Ok(AdminResponse::ok(render(&records, json, false)))
         }

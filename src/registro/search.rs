@@ -8,7 +8,7 @@ use super::{
 };
 
 /// What to look for; every given field must match.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Query {
     pub identificativo: Option<String>,
     pub message_id: Option<String>,
