@@ -110,7 +110,7 @@ fn pending_key(prefix: u8, seq: u64) -> [u8; 9] {
     k
 }
 
-/// Appends inside a transaction over the registro's tree (see [`Registro::trees_for`]):
+/// Appends inside a transaction over the registro's tree (see [`Registro::tree`]):
 /// the record gets its sequence number and chain link now, atomically with the step's
 /// other writes, and waits in the store until [`Registro::settle`] moves it to its
 /// month's files. `receipt` is the already compressed copy to keep.
@@ -177,9 +177,9 @@ impl Registro {
         self.root.join(month)
     }
 
-    /// The trees a record is written to inside a step's transaction: [registro].
-    pub fn trees_for(&self, _time: DateTime<Utc>) -> Result<[sled::Tree; 1], RegistroError> {
-        Ok([self.meta.clone()])
+    /// The tree a step's transaction joins to append its records ([`append_in`]).
+    pub fn tree(&self) -> &sled::Tree {
+        &self.meta
     }
 
     fn head(&self) -> Result<Option<Head>, RegistroError> {
