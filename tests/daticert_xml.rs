@@ -9,8 +9,8 @@ use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use pecbox::pec::daticert::{Daticert, Destinatario, Errore, Tipo, TipoDestinatario, TipoRicevuta};
 use pecbox::pec::timestamp::PecTime;
 
-const DTD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/spec/daticert.dtd");
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/pec-samples");
+const DTD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/spec/daticert.dtd");
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pec-samples");
 const XMLLINT: &str = "/usr/bin/xmllint";
 
 /// Awkward text for the trimmed fields (no leading/trailing whitespace).

@@ -1,4 +1,4 @@
-//! Real provider messages (../shared/pec-samples): the eight that verify byte-exact are
+//! Real provider messages (tests/data/pec-samples): the eight that verify byte-exact are
 //! valid for `pecbox verify` with their issuer as anchor, at signing time, and named
 //! as the right kind; any one-byte change in a signed part makes them invalid; broken
 //! files are unreadable, never a panic.

@@ -1,5 +1,5 @@
 //! S/MIME interoperability: our messages against `openssl smime -verify`, openssl's
-//! signatures against our verifier, and the real provider samples in shared/pec-samples.
+//! signatures against our verifier, and the real provider samples in tests/data/pec-samples.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -11,7 +11,7 @@ use pecbox::smime::{
     VerifyOptions,
 };
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/pec-samples");
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pec-samples");
 
 /// The samples whose signature openssl verifies (SOURCES.md).
 const GENUINE: [&str; 8] = [

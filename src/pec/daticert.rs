@@ -1,5 +1,5 @@
 //! daticert.xml: the certification data attached to every envelope and receipt
-//! (DTD in ../shared/spec/daticert.dtd, pec-rules §4).
+//! (DTD in docs/spec/daticert.dtd, pec-rules §4).
 
 use super::timestamp::PecTime;
 

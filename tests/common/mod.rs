@@ -14,14 +14,15 @@ use pecbox::pec::timestamp::PecTime;
 use pecbox::smime::certs::{self, GeneratedCert};
 use pecbox::smime::Signer;
 
-pub const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+/// Real providers' messages, with their provenance in SOURCES.md.
 pub fn samples_dir() -> PathBuf {
-    Path::new(SHARED).join("pec-samples")
+    Path::new(ROOT).join("tests/data/pec-samples")
 }
 
 pub fn dtd() -> PathBuf {
-    Path::new(SHARED).join("spec/daticert.dtd")
+    Path::new(ROOT).join("docs/spec/daticert.dtd")
 }
 
 pub struct TestProvider {
