@@ -24,11 +24,16 @@ const PASSWORD: &str = "bench-password";
 struct Fixed;
 
 impl ImapAuth for Fixed {
-    async fn authenticate(&self, _: SocketAddr, user: &str, pw: &str) -> Result<String, String> {
+    async fn authenticate(
+        &self,
+        _: SocketAddr,
+        user: &str,
+        pw: &str,
+    ) -> Result<String, pecbox::provider::auth::LoginError> {
         if user == USER && pw == PASSWORD {
             Ok(USER.into())
         } else {
-            Err("no".into())
+            Err(pecbox::provider::auth::LoginError::Rejected)
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Config {
     pub delivery: Delivery,
     #[serde(default)]
     pub retention: Retention,
+    #[serde(default)]
+    pub limits: Limits,
     /// Where the file was found (None for the demo default); relative paths hang off it.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -62,13 +64,69 @@ pub struct Provider {
 #[serde(deny_unknown_fields)]
 pub struct Storage {
     pub data_dir: PathBuf,
+    /// sled's page cache in MiB (its own default, 1 GiB, is half a Raspberry Pi).
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+}
+
+fn default_cache_mb() -> u64 {
+    32
 }
 
 impl Default for Storage {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("/var/lib/pecbox"),
+            cache_mb: default_cache_mb(),
         }
+    }
+}
+
+/// What one client may cost, the same on every listener (SMTP, IMAPS, POP3S, panel).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open connections from one client address (IPv6: one /64) on one listener,
+    /// counted from accept, TLS handshake included; more are closed at once.
+    pub connections_per_address: usize,
+    /// Open connections on one listener; past it clients get the protocol's "busy".
+    pub connections: usize,
+    /// Seconds a connection may stay silent before it has logged in (on port 25:
+    /// before its first MAIL), TLS handshake included.
+    pub pre_auth_timeout_secs: u64,
+    /// Password checks (argon2) running at once; 0 = one per core, at most 4.
+    pub login_concurrency: usize,
+    /// Seconds a login may wait for a free password check before a temporary failure.
+    pub login_queue_secs: u64,
+    /// Failed logins from one address within 15 minutes before that address is
+    /// refused outright for 15 minutes (an account itself is only ever slowed down).
+    pub address_failures: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connections_per_address: 20,
+            connections: 500,
+            pre_auth_timeout_secs: 30,
+            login_concurrency: 0,
+            login_queue_secs: 20,
+            address_failures: 30,
+        }
+    }
+}
+
+impl Limits {
+    pub fn pre_auth_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.pre_auth_timeout_secs.max(1))
+    }
+
+    /// The number of argon2 checks that may run at once.
+    pub fn login_slots(&self) -> usize {
+        if self.login_concurrency > 0 {
+            return self.login_concurrency;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
     }
 }
 
@@ -224,6 +282,13 @@ impl Config {
         if config.provider.domains.is_empty() {
             return Err(ConfigError::Invalid(format!(
                 "{origin}: [provider] domains must name at least one PEC domain"
+            )));
+        }
+        let l = &config.limits;
+        if l.connections_per_address == 0 || l.connections < l.connections_per_address {
+            return Err(ConfigError::Invalid(format!(
+                "{origin}: [limits] connections ({}) must be at least connections_per_address ({}), which must be at least 1",
+                l.connections, l.connections_per_address
             )));
         }
         Ok(config)

@@ -74,11 +74,11 @@ impl ImapAuth for FixedPassword {
         _peer: SocketAddr,
         user: &str,
         password: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, pecbox::provider::auth::LoginError> {
         if user.eq_ignore_ascii_case(USER) && password == PASSWORD {
             Ok(USER.to_string())
         } else {
-            Err("wrong user or password".into())
+            Err(pecbox::provider::auth::LoginError::Rejected)
         }
     }
 }

@@ -11,7 +11,11 @@ use support::*;
 
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
-    let mut alfa = PecBox::new("Alfa PEC", "pec.alfa.test", "max_message_bytes = 1048576");
+    let mut alfa = PecBox::new(
+        "Alfa PEC",
+        "pec.alfa.test",
+        "max_message_bytes = 1048576\n\n[limits]\naddress_failures = 6",
+    );
     alfa.init();
     let url = harness::enable_panel(&alfa);
     for name in ["alice", "bob", "carol"] {

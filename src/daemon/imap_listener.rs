@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::imap::{ImapAuth, ImapLimits};
+use crate::provider::auth::LoginError;
 use crate::provider::Provider;
 
 struct ProviderImap(Arc<Provider>);
@@ -19,7 +20,7 @@ impl ImapAuth for ProviderImap {
         peer: SocketAddr,
         user: &str,
         password: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, LoginError> {
         Provider::login(&self.0, "imap", peer.ip(), user, password).await
     }
 }
@@ -32,6 +33,9 @@ pub fn spawn(
 ) {
     let limits = ImapLimits {
         max_message_bytes: provider.config.delivery.max_message_bytes,
+        max_sessions: provider.config.limits.connections,
+        max_sessions_per_address: provider.config.limits.connections_per_address,
+        pre_auth_timeout: provider.config.limits.pre_auth_timeout(),
         ..ImapLimits::default()
     };
     tasks.spawn(crate::imap::serve(

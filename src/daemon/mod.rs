@@ -5,6 +5,7 @@
 
 pub mod control;
 mod imap_listener;
+mod memory;
 mod panel_listener;
 mod pop3_auth;
 mod smtp_backend;
@@ -41,8 +42,11 @@ pub enum DaemonError {
 const DEMO_MAILBOXES: [&str; 2] = ["alice", "bob"];
 
 pub fn run(config: Config) -> Result<(), DaemonError> {
+    memory::tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // store and argon2 work waits for a thread rather than growing without bound
+        .max_blocking_threads(128)
         .build()
         .map_err(|e| DaemonError::Setup(format!("runtime: {e}")))?;
     runtime.block_on(run_async(config))
@@ -54,7 +58,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     for line in identity::init(&config).map_err(|e| setup(&e))? {
         println!("created {line}");
     }
-    let store = Store::open(&config.store_dir()).map_err(|e| {
+    let store = Store::open_sized(&config.store_dir(), config.storage.cache_mb).map_err(|e| {
         DaemonError::Setup(format!(
             "{e} (is another pecbox running on {}?)",
             config.data_dir().display()
@@ -70,6 +74,9 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
     let limits = Limits {
         max_message_bytes: config.delivery.max_message_bytes,
         max_recipients: config.delivery.max_recipients,
+        max_connections_per_ip: config.limits.connections_per_address,
+        max_connections: config.limits.connections,
+        pre_auth_timeout: config.limits.pre_auth_timeout(),
         ..Limits::default()
     };
     let hostname = config.provider.hostname.clone();
@@ -102,7 +109,12 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
             tls.clone(),
             provider.store.clone(),
             Arc::new(pop3_auth::ProviderPop3(provider.clone())),
-            crate::pop3::Pop3Limits::default(),
+            crate::pop3::Pop3Limits {
+                max_sessions: config.limits.connections,
+                max_sessions_per_address: config.limits.connections_per_address,
+                pre_auth_timeout: config.limits.pre_auth_timeout(),
+                ..crate::pop3::Pop3Limits::default()
+            },
             stop_rx.clone(),
         ));
     }
@@ -135,6 +147,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         provider.clone(),
         stop_rx.clone(),
     ));
+    tasks.spawn(memory::trim_periodically(stop_rx.clone()));
 
     for (what, addr) in &bound {
         println!("{what:<12} {addr}");

@@ -11,16 +11,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use crate::listener::Gate;
 use crate::panel::{self, Panel};
 use crate::provider::Provider;
-
-const MAX_CONNECTIONS: usize = 512;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn spawn(
     listener: TcpListener,
@@ -56,51 +53,38 @@ pub fn spawn(
     tasks.spawn(serve(listener, panel, shutdown));
 }
 
-async fn serve(listener: TcpListener, panel: Arc<Panel>, mut shutdown: watch::Receiver<bool>) {
+async fn serve(listener: TcpListener, panel: Arc<Panel>, shutdown: watch::Receiver<bool>) {
     let mut tls = (*panel.provider.identity.tls_server).clone();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = crate::tls::acceptor(Arc::new(tls));
+    let gate = Gate::new(&panel.provider.config.limits);
+    let pre_auth = gate.pre_auth_timeout();
     let router = panel::router(panel);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        tokio::select! {
-            _ = shutdown.changed() => continue,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!("panel accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, "panel: too many connections");
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                let router = router.clone();
-                let stop = shutdown.clone();
-                connections.spawn(async move {
-                    let _slot = slot;
-                    connection(acceptor, router, tcp, peer, stop).await;
-                });
-            }
-        }
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(Duration::from_secs(15), async {
-        while connections.join_next().await.is_some() {}
-    })
+    let busy = acceptor.clone();
+    crate::listener::accept_loop(
+        "panel",
+        listener,
+        gate,
+        Duration::from_secs(15),
+        shutdown.clone(),
+        move |tcp, peer| {
+            connection(
+                acceptor.clone(),
+                router.clone(),
+                tcp,
+                peer,
+                pre_auth,
+                shutdown.clone(),
+            )
+        },
+        move |tcp, _, why| {
+            let line = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\n\
+                Content-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\n\
+                busy, retry\r\n";
+            crate::listener::refuse_over_tls(busy.clone(), tcp, why, line)
+        },
+    )
     .await;
-    if drained.is_err() {
-        connections.abort_all();
-    }
 }
 
 async fn connection(
@@ -108,15 +92,12 @@ async fn connection(
     router: axum::Router,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
+    pre_auth: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, "panel TLS handshake: {e}");
-            return;
-        }
-        Err(_) => return,
+    let Some(tls) = crate::listener::tls_handshake("panel", &acceptor, tcp, peer, pre_auth).await
+    else {
+        return;
     };
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(panel::PeerAddr(peer));
@@ -124,7 +105,7 @@ async fn connection(
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(pre_auth)
         .serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
     tokio::select! {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::pop3::Pop3Auth;
+use crate::provider::auth::LoginError;
 use crate::provider::Provider;
 
 pub struct ProviderPop3(pub Arc<Provider>);
@@ -14,7 +15,7 @@ impl Pop3Auth for ProviderPop3 {
         peer: SocketAddr,
         user: &str,
         password: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, LoginError> {
         Provider::login(&self.0, "pop3", peer.ip(), user, password).await
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::provider::access::Submission;
+use crate::provider::auth::LoginError;
 use crate::provider::reception::Inbound;
 use crate::provider::Provider;
 use crate::smtp::{Envelope, Reply, Role, SessionInfo, SmtpBackend};
@@ -44,11 +45,17 @@ impl SmtpBackend for ProviderSmtp {
     ) -> Result<String, Reply> {
         Provider::login(&self.0, "smtp", session.peer.ip(), user, password)
             .await
-            .map_err(|why| {
-                if why.starts_with("temporary") {
-                    Reply::new(454, "4.7.0", "temporary authentication failure")
-                } else {
+            .map_err(|why| match why {
+                LoginError::Rejected => {
                     Reply::new(535, "5.7.8", "authentication credentials invalid")
+                }
+                LoginError::AddressBlocked => Reply::new(
+                    454,
+                    "4.7.0",
+                    "too many failed logins from your address, try again later",
+                ),
+                LoginError::Temporary(_) => {
+                    Reply::new(454, "4.7.0", "temporary authentication failure")
                 }
             })
     }

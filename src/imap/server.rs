@@ -29,18 +29,21 @@ use tokio::time::{timeout, Instant};
 use tokio_rustls::TlsAcceptor;
 
 use super::session::{capabilities, Mode, Session};
+use crate::listener::Gate;
+use crate::provider::auth::LoginError;
 use crate::store::Store;
 
 /// Checks IMAP logins. The provider core implements it (password hashes, throttling
 /// per IP and account: a failed login is answered only when this returns).
 pub trait ImapAuth: Send + Sync + 'static {
-    /// `Ok(mailbox address)` or `Err(reason)`; the reason is logged, not sent.
+    /// `Ok(mailbox address)` or why not (`NO [AUTHENTICATIONFAILED]` for a rejection,
+    /// `NO [UNAVAILABLE]` otherwise).
     fn authenticate(
         &self,
         peer: SocketAddr,
         user: &str,
         password: &str,
-    ) -> impl Future<Output = Result<String, String>> + Send;
+    ) -> impl Future<Output = Result<String, LoginError>> + Send;
 }
 
 /// Bounds on what one client may cost.
@@ -51,15 +54,18 @@ pub struct ImapLimits {
     /// The same under IDLE, where clients re-issue the command every 29 minutes at
     /// most (RFC 2177).
     pub idle_command_timeout: Duration,
-    pub handshake_timeout: Duration,
+    /// Silence allowed before login, TLS handshake included.
+    pub pre_auth_timeout: Duration,
     /// Longest line of a command (literals apart).
     pub max_line: usize,
     /// Largest literal, so largest APPEND; the configured largest message.
     pub max_message_bytes: u64,
     /// Failed logins before the connection is closed.
     pub max_auth_failures: u32,
-    /// Concurrent connections; more are closed at once.
+    /// Concurrent connections; more get `* BYE` (busy).
     pub max_sessions: usize,
+    /// Concurrent connections from one address; more are closed at once.
+    pub max_sessions_per_address: usize,
     /// How long shutdown waits for sessions to end.
     pub shutdown_grace: Duration,
 }
@@ -69,11 +75,12 @@ impl Default for ImapLimits {
         ImapLimits {
             idle_timeout: Duration::from_secs(30 * 60),
             idle_command_timeout: Duration::from_secs(60 * 60),
-            handshake_timeout: Duration::from_secs(30),
+            pre_auth_timeout: Duration::from_secs(30),
             max_line: 64 * 1024,
             max_message_bytes: 30 * 1024 * 1024,
             max_auth_failures: 5,
             max_sessions: 512,
+            max_sessions_per_address: 20,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -102,12 +109,19 @@ pub async fn serve<A: ImapAuth>(
         auth,
         limits,
     });
-    let (max_sessions, grace) = (shared.limits.max_sessions, shared.limits.shutdown_grace);
+    let l = &shared.limits;
+    let gate = Gate::with(
+        l.max_sessions_per_address,
+        l.max_sessions,
+        l.pre_auth_timeout,
+    );
+    let grace = l.shutdown_grace;
     let sessions_shutdown = shutdown.clone();
+    let busy = acceptor.clone();
     crate::listener::accept_loop(
         "imap",
         listener,
-        max_sessions,
+        gate,
         grace,
         shutdown,
         move |tcp, peer| {
@@ -118,6 +132,10 @@ pub async fn serve<A: ImapAuth>(
                 shared.clone(),
                 sessions_shutdown.clone(),
             )
+        },
+        move |tcp, _, why| {
+            let line = b"* BYE [UNAVAILABLE] server busy, try again later\r\n";
+            crate::listener::refuse_over_tls(busy.clone(), tcp, why, line)
         },
     )
     .await;
@@ -132,7 +150,7 @@ async fn connection<A: ImapAuth>(
     shared: Arc<Shared<A>>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let limit = shared.limits.handshake_timeout;
+    let limit = shared.limits.pre_auth_timeout;
     let Some(stream) = crate::listener::tls_handshake("imap", &acceptor, tcp, peer, limit).await
     else {
         return;
@@ -355,6 +373,8 @@ impl<A: ImapAuth> Session<A> {
             }
             let wait = if matches!(self.mode, Mode::Idle(_)) {
                 limits.idle_command_timeout
+            } else if self.address.is_none() {
+                limits.idle_timeout.min(limits.pre_auth_timeout)
             } else {
                 limits.idle_timeout
             };

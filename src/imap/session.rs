@@ -38,6 +38,7 @@ use super::folders::{self, DELIMITER};
 use super::mime::{istring, Mime};
 use super::search::{self, has_flag, in_set, largest_explicit, Candidate};
 use super::server::{Flow, ImapAuth, Out, Shared};
+use crate::provider::auth::LoginError;
 use crate::store::{FolderState, MessageMeta, Store, StoreError, StoreEvent, INBOX, SENT};
 
 /// Messages whose bodies are read from the store in one go.
@@ -162,7 +163,7 @@ pub(super) struct Session<A> {
     pub shared: Arc<Shared<A>>,
     peer: SocketAddr,
     /// The mailbox once logged in.
-    address: Option<String>,
+    pub(super) address: Option<String>,
     failures: u32,
     selected: Option<Selected>,
     pub events: Option<broadcast::Receiver<StoreEvent>>,
@@ -619,6 +620,16 @@ impl<A: ImapAuth> Session<A> {
                     StatusKind::Ok,
                     Some(Code::Capability(capabilities(true))),
                     "logged in",
+                );
+                Flow::Continue
+            }
+            Err(reason @ (LoginError::AddressBlocked | LoginError::Temporary(_))) => {
+                tracing::info!(%peer, user, "imap login not checked: {reason}");
+                out.status(
+                    Some(&tag),
+                    StatusKind::No,
+                    Some(code_other("UNAVAILABLE")),
+                    "cannot log in now, try again later",
                 );
                 Flow::Continue
             }

@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 use super::ui::{self, Flash, Lang, Nav};
 use super::{files, Panel, PanelError, PanelResult, FORM_LIMIT};
+use crate::provider::auth::LoginError;
 
 const SESSION_COOKIE: &str = "pbx_sid";
 const LANG_COOKIE: &str = "pbx_lang";
@@ -583,51 +584,52 @@ async fn login(
     if user.is_empty() || user.len() > 320 || form.password.len() > 1024 {
         return Err(PanelError::BadRequest("invalid credentials".into()));
     }
-    if panel.lockout.locked(ctx.ip, &user) {
-        tracing::warn!(user, peer = %ctx.ip, "panel login refused: locked out");
-        panel.sessions.flash(
-            &ctx,
-            Flash::error(ctx.t(
-                "Troppi tentativi falliti: accesso bloccato per 15 minuti.",
-                "Too many failed attempts: sign-in blocked for 15 minutes.",
-            )),
-        );
-        return Ok(login_form(
-            &panel,
-            &ctx,
-            StatusCode::TOO_MANY_REQUESTS,
-            &user,
-        ));
-    }
-    let role = if user == ADMIN_USER {
-        let hash = files::admin_hash(&panel.provider.config);
-        let password = form.password.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            hash.is_some_and(|h| crate::provider::auth::verify_password(&password, &h))
-        })
-        .await
-        .unwrap_or(false);
-        if ok {
-            tracing::info!(peer = %ctx.ip, protocol = "web", "admin login");
-        } else {
-            tracing::warn!(peer = %ctx.ip, protocol = "web", "failed admin login");
+    let outcome = if user == ADMIN_USER {
+        let config = panel.provider.config.clone();
+        let checked = panel
+            .provider
+            .auth
+            .check(ctx.ip, ADMIN_USER, &form.password, move || {
+                Ok(files::admin_hash(&config).map(|h| (h, ())))
+            })
+            .await;
+        match &checked {
+            Ok(_) => tracing::info!(peer = %ctx.ip, protocol = "web", "admin login"),
+            Err(e) => tracing::warn!(peer = %ctx.ip, protocol = "web", "failed admin login: {e}"),
         }
-        ok.then_some(Role::Admin)
+        checked.map(|_| Role::Admin)
     } else {
         crate::provider::Provider::login(&panel.provider, "web", ctx.ip, &user, &form.password)
             .await
-            .ok()
             .map(Role::Holder)
     };
-    let Some(role) = role else {
-        panel.lockout.failed(ctx.ip, &user);
-        panel.sessions.flash(
-            &ctx,
-            Flash::error(ctx.t("Credenziali non valide.", "Wrong user name or password.")),
-        );
-        return Ok(login_form(&panel, &ctx, StatusCode::UNAUTHORIZED, &user));
+    let role = match outcome {
+        Ok(role) => role,
+        Err(why) => {
+            let (status, flash) = match why {
+                LoginError::Rejected => (
+                    StatusCode::UNAUTHORIZED,
+                    ctx.t("Credenziali non valide.", "Wrong user name or password."),
+                ),
+                LoginError::AddressBlocked => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ctx.t(
+                        "Troppi tentativi falliti da questo indirizzo: riprova fra 15 minuti.",
+                        "Too many failed attempts from this address: try again in 15 minutes.",
+                    ),
+                ),
+                LoginError::Temporary(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ctx.t(
+                        "Accesso momentaneamente non disponibile: riprova fra poco.",
+                        "Sign-in is unavailable for a moment: try again shortly.",
+                    ),
+                ),
+            };
+            panel.sessions.flash(&ctx, Flash::error(flash));
+            return Ok(login_form(&panel, &ctx, status, &user));
+        }
     };
-    panel.lockout.succeeded(&user);
     // A fresh id at login: a session id seen before login is never a logged-in one.
     if let Some(old) = &ctx.sid {
         panel.sessions.remove(old);
@@ -663,13 +665,29 @@ struct LangQuery {
     next: Option<String>,
 }
 
-/// `/lang?set=en&next=/mail`: only local paths are followed.
+/// A redirect target a client gave: a path on this panel, or None. `/` then a safe
+/// character (no `//` or `/\\`, which browsers read as another host), printable ASCII
+/// only (no tab, CR, LF or space, which URL parsers strip or split on).
+pub fn local_path(next: &str) -> Option<&str> {
+    let b = next.as_bytes();
+    let ok = b.first() == Some(&b'/')
+        && !matches!(b.get(1), Some(b'/') | Some(b'\\'))
+        && !b.contains(&b'\\')
+        && b.iter().all(u8::is_ascii_graphic)
+        && b.len() <= 2048;
+    ok.then_some(next)
+}
+
+/// `/lang?set=en&next=/mail`: only local paths are followed; anything else is a 400.
 async fn set_lang(Query(q): Query<LangQuery>) -> Response {
     let lang = if q.set == "en" { "en" } else { "it" };
-    let next = q
-        .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .unwrap_or_else(|| "/".into());
+    let next = match q.next.as_deref() {
+        None => "/".to_string(),
+        Some(n) => match local_path(n) {
+            Some(n) => n.to_string(),
+            None => return (StatusCode::BAD_REQUEST, "next must be a local path").into_response(),
+        },
+    };
     let mut response = Redirect::to(&next).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{LANG_COOKIE}={lang}; Path=/; Max-Age=31536000; Secure; SameSite=Strict"
@@ -690,6 +708,32 @@ mod tests {
         assert_eq!(pairs[1], ("user".into(), "x y".into()));
         assert_eq!(pairs[2], ("bad".into(), "%zz".into()));
         assert_eq!(pairs[3], ("t".into(), "%".into()));
+    }
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        for good in ["/", "/mail", "/mail?f=INBOX&uid=3", "/a/b%2Fc"] {
+            assert_eq!(local_path(good), Some(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            "mail",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/%0d",
+            "/a\r\nSet-Cookie: x=1",
+            "/a b",
+            "https://evil.example/",
+            "/\\",
+            "/ü",
+        ] {
+            if bad == "/%0d" {
+                assert!(local_path(bad).is_some(), "still encoded: harmless");
+                continue;
+            }
+            assert_eq!(local_path(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::command::{parse, Command, CommandError};
 use super::wire::{read_line, stuff, Line};
+use crate::provider::auth::LoginError;
 use crate::store::{Store, StoreError, INBOX};
 
 /// Checks POP3 logins. The provider core implements it (password hashes, throttling:
@@ -30,7 +31,7 @@ pub trait Pop3Auth: Send + Sync + 'static {
         peer: SocketAddr,
         user: &str,
         password: &str,
-    ) -> impl Future<Output = Result<String, String>> + Send;
+    ) -> impl Future<Output = Result<String, LoginError>> + Send;
 }
 
 /// Bounds on what one client may cost.
@@ -38,15 +39,18 @@ pub trait Pop3Auth: Send + Sync + 'static {
 pub struct Pop3Limits {
     /// Inactivity autologout; RFC 1939 §3 wants at least 10 minutes.
     pub idle_timeout: Duration,
-    pub handshake_timeout: Duration,
+    /// Silence allowed before login, TLS handshake included.
+    pub pre_auth_timeout: Duration,
     /// Longest command line, CRLF included; longer ones get -ERR and are skipped.
     pub max_line: usize,
     /// Failed PASS commands before the connection is closed.
     pub max_auth_failures: u32,
     /// Commands per connection.
     pub max_commands: u32,
-    /// Concurrent connections; more are closed at once.
+    /// Concurrent connections; more get `-ERR [SYS/TEMP]` (busy).
     pub max_sessions: usize,
+    /// Concurrent connections from one address; more are closed at once.
+    pub max_sessions_per_address: usize,
     /// How long shutdown waits for sessions to end.
     pub shutdown_grace: Duration,
 }
@@ -55,11 +59,12 @@ impl Default for Pop3Limits {
     fn default() -> Self {
         Pop3Limits {
             idle_timeout: Duration::from_secs(600),
-            handshake_timeout: Duration::from_secs(30),
+            pre_auth_timeout: Duration::from_secs(30),
             max_line: 1024,
             max_auth_failures: 3,
             max_commands: 10_000,
             max_sessions: 256,
+            max_sessions_per_address: 20,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -97,12 +102,19 @@ pub async fn serve<A: Pop3Auth>(
         limits,
         locked: Locks::default(),
     });
-    let (max_sessions, grace) = (shared.limits.max_sessions, shared.limits.shutdown_grace);
+    let l = &shared.limits;
+    let gate = crate::listener::Gate::with(
+        l.max_sessions_per_address,
+        l.max_sessions,
+        l.pre_auth_timeout,
+    );
+    let grace = l.shutdown_grace;
     let sessions_shutdown = shutdown.clone();
+    let busy = acceptor.clone();
     crate::listener::accept_loop(
         "pop3",
         listener,
-        max_sessions,
+        gate,
         grace,
         shutdown,
         move |tcp, peer| {
@@ -113,6 +125,10 @@ pub async fn serve<A: Pop3Auth>(
                 shared.clone(),
                 sessions_shutdown.clone(),
             )
+        },
+        move |tcp, _, why| {
+            let line = b"-ERR [SYS/TEMP] server busy, try again later\r\n";
+            crate::listener::refuse_over_tls(busy.clone(), tcp, why, line)
         },
     )
     .await;
@@ -127,7 +143,7 @@ async fn connection<A: Pop3Auth>(
     shared: Arc<Shared<A>>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let limit = shared.limits.handshake_timeout;
+    let limit = shared.limits.pre_auth_timeout;
     let Some(stream) = crate::listener::tls_handshake("pop3", &acceptor, tcp, peer, limit).await
     else {
         return;
@@ -254,8 +270,13 @@ impl<A: Pop3Auth> Session<A> {
             return;
         }
         loop {
+            let wait = if self.maildrop.is_some() {
+                limits.idle_timeout
+            } else {
+                limits.idle_timeout.min(limits.pre_auth_timeout)
+            };
             let read = tokio::select! {
-                r = timeout(limits.idle_timeout, read_line(&mut reader, limits.max_line, &mut line)) => r,
+                r = timeout(wait, read_line(&mut reader, limits.max_line, &mut line)) => r,
                 _ = stopped(&mut shutdown) => {
                     err(&mut out, "[SYS/TEMP] server shutting down");
                     break;
@@ -337,6 +358,11 @@ impl<A: Pop3Auth> Session<A> {
         let peer = self.peer;
         let address = match self.shared.auth.authenticate(peer, &user, password).await {
             Ok(a) => a.to_ascii_lowercase(),
+            Err(reason @ (LoginError::AddressBlocked | LoginError::Temporary(_))) => {
+                tracing::info!(%peer, user = %user, "pop3 login not checked: {reason}");
+                err(out, "[SYS/TEMP] cannot log in now, try again later");
+                return Next::Continue;
+            }
             Err(reason) => {
                 tracing::info!(%peer, user = %user, "pop3 login failed: {reason}");
                 self.failures += 1;

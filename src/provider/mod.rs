@@ -44,7 +44,7 @@ pub struct Provider {
     pub store: Store,
     pub identity: Identity,
     pub gestore: Gestore,
-    pub throttle: auth::Throttle,
+    pub auth: auth::Authenticator,
     /// Wakes the outbound queue when something was queued.
     pub queue_wakeup: tokio::sync::Notify,
     pub client_tls: Arc<rustls::ClientConfig>,
@@ -73,6 +73,8 @@ impl Provider {
                 reason: e.to_string(),
             }
         })?;
+        auth::set_argon2_slots(config.limits.login_slots());
+        let authenticator = auth::Authenticator::new(&config.limits);
         let gestore = Gestore {
             name: config.provider.name.clone(),
             service_address: config.service_address(),
@@ -81,7 +83,7 @@ impl Provider {
             config,
             identity,
             gestore,
-            throttle: auth::Throttle::default(),
+            auth: authenticator,
             queue_wakeup: tokio::sync::Notify::new(),
             client_tls,
             resolver: crate::smtp::DnsResolver::new(),

@@ -133,6 +133,9 @@ pub struct Limits {
     /// Longest text line inside DATA (RFC 5321 says 1000 with CRLF; we allow more).
     pub max_data_line: usize,
     pub idle_timeout: Duration,
+    /// Silence allowed before AUTH (submission) or the first MAIL (port 25), TLS
+    /// handshake included; `idle_timeout` after.
+    pub pre_auth_timeout: Duration,
     /// Commands (or errors) in one session before it is closed.
     pub max_commands: usize,
     pub max_errors: usize,
@@ -148,6 +151,7 @@ impl Default for Limits {
             max_line: 4096,
             max_data_line: 65_536,
             idle_timeout: Duration::from_secs(300),
+            pre_auth_timeout: Duration::from_secs(30),
             max_commands: 10_000,
             max_errors: 20,
             max_connections_per_ip: 20,

@@ -1,25 +1,22 @@
 //! The SMTP server of the three listeners. Protocol only: every decision about
 //! senders, recipients and messages is the backend's.
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn, Instrument};
 
 use super::command::{self, Command};
 use super::io::{Line, LineIo, MaybeTls};
 use super::{Envelope, Limits, Reply, Role, SessionInfo, SmtpBackend};
+use crate::listener::{Gate, Refusal, REFUSAL_TIMEOUT};
 
 /// How long in-flight sessions may run on after shutdown before they are dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// Bound on writing the refusal to a connection over the limits.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Stream = MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>;
 
@@ -29,55 +26,6 @@ struct Shared<B> {
     acceptor: TlsAcceptor,
     limits: Limits,
     backend: Arc<B>,
-}
-
-/// Open connections, total and per client address.
-#[derive(Default)]
-struct Counter {
-    inner: Mutex<(usize, HashMap<IpAddr, usize>)>,
-}
-
-struct ConnGuard {
-    counter: Arc<Counter>,
-    ip: IpAddr,
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        let mut g = self.counter.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.0 = g.0.saturating_sub(1);
-        if let Some(n) = g.1.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                g.1.remove(&self.ip);
-            }
-        }
-    }
-}
-
-fn admit(counter: &Arc<Counter>, ip: IpAddr, limits: &Limits) -> Result<ConnGuard, Reply> {
-    let mut g = counter.inner.lock().unwrap_or_else(|e| e.into_inner());
-    if g.0 >= limits.max_connections {
-        return Err(Reply::new(
-            421,
-            "4.3.2",
-            "Too many connections, try again later",
-        ));
-    }
-    let n = g.1.entry(ip).or_insert(0);
-    if *n >= limits.max_connections_per_ip {
-        return Err(Reply::new(
-            421,
-            "4.7.0",
-            "Too many connections from your address, try again later",
-        ));
-    }
-    *n += 1;
-    g.0 += 1;
-    Ok(ConnGuard {
-        counter: counter.clone(),
-        ip,
-    })
 }
 
 /// Wait until shutdown is requested; a dropped sender counts as a request.
@@ -102,7 +50,7 @@ pub async fn serve<B: SmtpBackend>(
     tls: Arc<rustls::ServerConfig>,
     limits: Limits,
     backend: Arc<B>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let shared = Arc::new(Shared {
         role,
@@ -111,61 +59,56 @@ pub async fn serve<B: SmtpBackend>(
         limits,
         backend,
     });
-    let counter = Arc::new(Counter::default());
-    let mut tasks = JoinSet::new();
+    let limits = &shared.limits;
+    let gate = Gate::with(
+        limits.max_connections_per_ip,
+        limits.max_connections,
+        limits.pre_auth_timeout,
+    );
     let local = listener.local_addr().ok();
     info!(?role, addr = ?local, "SMTP listener started");
-    loop {
-        tokio::select! {
-            _ = wait_shutdown(&mut shutdown) => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                match admit(&counter, peer.ip(), &shared.limits) {
-                    Ok(guard) => {
-                        let span = tracing::info_span!("smtp", %peer, ?role);
-                        let shared = shared.clone();
-                        let rx = shutdown.clone();
-                        tasks.spawn(
-                            async move {
-                                run_session(shared, tcp, peer, rx).await;
-                                drop(guard);
-                            }
-                            .instrument(span),
-                        );
-                    }
-                    Err(reply) => {
-                        info!(%peer, ?role, %reply, "connection refused");
-                        // Implicit TLS: a plaintext reply is useless and a handshake
-                        // would cost what the limit protects, so just close.
-                        if role != Role::Submissions {
-                            tasks.spawn(refuse(tcp, reply));
-                        }
-                    }
+    let busy_tls = shared.acceptor.clone();
+    let hostname = shared.hostname.clone();
+    crate::listener::accept_loop(
+        "smtp",
+        listener,
+        gate,
+        SHUTDOWN_GRACE,
+        shutdown.clone(),
+        move |tcp, peer| {
+            let _ = tcp.set_nodelay(true);
+            let span = tracing::info_span!("smtp", %peer, ?role);
+            run_session(shared.clone(), tcp, peer, shutdown.clone()).instrument(span)
+        },
+        move |tcp, _, why| {
+            let reply = match why {
+                Refusal::Busy => Reply::new(
+                    421,
+                    "4.3.2",
+                    format!("{hostname} Too many connections, try again later"),
+                ),
+                Refusal::TooManyFromAddress => Reply::new(
+                    421,
+                    "4.7.0",
+                    format!("{hostname} Too many connections from your address, try again later"),
+                ),
+            };
+            let busy_tls = busy_tls.clone();
+            async move {
+                if role == Role::Submissions {
+                    // Implicit TLS: a plaintext reply is useless; over TLS only when
+                    // the listener is full (see refuse_over_tls).
+                    let line: &'static [u8] =
+                        b"421 4.3.2 Too many connections, try again later\r\n";
+                    crate::listener::refuse_over_tls(busy_tls, tcp, why, line).await;
+                } else {
+                    refuse(tcp, reply).await;
                 }
             }
-        }
-    }
-    drop(listener);
-    info!(?role, sessions = tasks.len(), "SMTP listener stopping");
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-        warn!(
-            ?role,
-            sessions = tasks.len(),
-            "aborting sessions after grace period"
-        );
-        tasks.abort_all();
-    }
+        },
+    )
+    .await;
+    info!(?role, "SMTP listener stopped");
 }
 
 async fn refuse(tcp: TcpStream, reply: Reply) {
@@ -181,9 +124,10 @@ async fn run_session<B: SmtpBackend>(
     shutdown: watch::Receiver<bool>,
 ) {
     let timeout = shared.limits.idle_timeout;
+    let pre_auth = shared.limits.pre_auth_timeout.min(timeout);
     let implicit_tls = shared.role == Role::Submissions;
     let stream = if implicit_tls {
-        match tokio::time::timeout(timeout, shared.acceptor.accept(tcp)).await {
+        match tokio::time::timeout(pre_auth, shared.acceptor.accept(tcp)).await {
             Ok(Ok(s)) => MaybeTls::Tls(Box::new(s)),
             Ok(Err(e)) => {
                 info!(error = %e, "TLS handshake failed");
@@ -206,7 +150,7 @@ async fn run_session<B: SmtpBackend>(
             authenticated: None,
         },
         shared,
-        io: LineIo::new(stream, timeout),
+        io: LineIo::new(stream, pre_auth),
         esmtp: false,
         tx: None,
         errors: 0,
@@ -517,6 +461,7 @@ impl<B: SmtpBackend> Session<B> {
                 let mailbox = mailbox.to_lowercase();
                 info!(user = %mailbox, mechanism, "authenticated");
                 self.info.authenticated = Some(mailbox);
+                self.io.timeout = self.shared.limits.idle_timeout;
                 self.send(&Reply::new(235, "2.7.0", "Authentication successful"));
             }
             Err(r) => {
@@ -634,6 +579,9 @@ impl<B: SmtpBackend> Session<B> {
                     },
                     rcpt_attempted: false,
                 });
+                // A peer on port 25 that has begun a transaction is past the
+                // pre-authentication phase (submission: AUTH did it).
+                self.io.timeout = self.shared.limits.idle_timeout;
                 self.send(&Reply::new(250, "2.1.0", "Ok"));
             }
             Err(r) => {

@@ -201,6 +201,9 @@ pub fn dir_size(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// sled's cache when the configuration does not say (`[storage] cache_mb`).
+pub const DEFAULT_CACHE_MB: u64 = 32;
+
 /// The database. Cheap to clone; all methods are safe from many threads.
 #[derive(Clone)]
 pub struct Store {
@@ -220,9 +223,19 @@ pub struct Txn<'a> {
 }
 
 impl Store {
-    /// Opens (creating) the database in `dir`.
+    /// Opens (creating) the database in `dir`, with a cache fit for a small box.
     pub fn open(dir: &std::path::Path) -> Result<Self, StoreError> {
-        let db = sled::open(dir).map_err(|e| StoreError::Backend(e.to_string()))?;
+        Self::open_sized(dir, DEFAULT_CACHE_MB)
+    }
+
+    /// Opens (creating) the database in `dir` with a page cache of `cache_mb` MiB
+    /// (`[storage] cache_mb`).
+    pub fn open_sized(dir: &std::path::Path, cache_mb: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::default()
+            .path(dir)
+            .cache_capacity(cache_mb.max(1) * 1024 * 1024)
+            .open()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self {
             db,
             dir: dir.to_path_buf(),

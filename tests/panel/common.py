@@ -110,14 +110,17 @@ def tls_context(ca_path):
 class Http:
     """HTTPS to the panel with cookies, like a browser without JavaScript."""
 
-    def __init__(self, base, ca_path):
+    def __init__(self, base, ca_path, source=None):
         u = urllib.parse.urlparse(base)
         self.host, self.port = u.hostname, u.port
         self.ctx = tls_context(ca_path)
         self.cookies = {}
+        # a loopback address of our choosing: the panel sees another client
+        self.source = (source, 0) if source else None
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=60)
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=60,
+                                           source_address=self.source)
         h = dict(headers or {})
         if self.cookies:
             h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())

@@ -30,7 +30,7 @@ pub struct PecBox {
 
 /// Ports from a per-process sequence (tests of one binary run in parallel threads and
 /// must never pick the same port), skipping any already taken.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let _ = NEXT.compare_exchange(
@@ -219,6 +219,25 @@ impl PecBox {
         }
         self.child = Some(child);
         self.stdout = Some(rx);
+    }
+
+    /// The running daemon's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Adds IMAPS and panel listeners on free ports; returns (imaps, panel) ports.
+    pub fn enable_imaps_and_panel(&self) -> (u16, u16) {
+        let (imaps, panel) = (free_port(), free_port());
+        let path = self.config_path();
+        let text = std::fs::read_to_string(&path).expect("config");
+        let text = text.replacen(
+            "[listen]\n",
+            &format!("[listen]\nimaps = \"127.0.0.1:{imaps}\"\npanel = \"127.0.0.1:{panel}\"\n"),
+            1,
+        );
+        std::fs::write(&path, text).expect("config");
+        (imaps, panel)
     }
 
     pub fn log(&self) -> String {
