@@ -75,6 +75,8 @@ impl ImapAuth for FixedPassword {
         user: &str,
         password: &str,
     ) -> Result<String, pecbox::provider::auth::LoginError> {
+        // a bug behind the adapter, set off by one client's input
+        assert_ne!(user, "boom", "the authenticator panicked");
         if user.eq_ignore_ascii_case(USER) && password == PASSWORD {
             Ok(USER.to_string())
         } else {
@@ -913,6 +915,21 @@ async fn idle_timeout_and_shutdown() {
         .await
         .expect("serve returns")
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_session_takes_down_nothing_else() {
+    let server = Server::start(ImapLimits::default()).await;
+    let mut other = server.client().await;
+    other.login().await;
+    let mut bad = server.client().await;
+    bad.send(b"x LOGIN boom secret\r\n").await;
+    assert!(bad.closed().await, "the panicking session was closed");
+    let r = other.cmd("a SELECT INBOX").await;
+    assert!(r.last().unwrap().starts_with("a OK"), "{r:?}");
+    let mut next = server.client().await;
+    next.login().await;
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,6 +103,11 @@ impl SmtpBackend for TestBackend {
     }
 
     async fn data(&self, session: &SessionInfo, envelope: Envelope, message: Vec<u8>) -> Reply {
+        // A bug somewhere behind the adapter, set off by one client's input.
+        assert!(
+            !message.windows(9).any(|w| w == b"PANIC-NOW"),
+            "the backend panicked"
+        );
         self.messages
             .lock()
             .unwrap()
@@ -547,6 +552,31 @@ async fn half_closed_during_data() {
     c.s.shutdown().await.unwrap();
     assert!(c.closed().await, "server kept a half-closed session open");
     assert!(srv.backend.messages().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_session_takes_down_nothing_else() {
+    let srv = start(Role::Reception, Limits::default()).await;
+    let mut other = connect(srv.addr).await;
+    other.reply().await;
+    expect(&other.cmd("EHLO other.test").await, "250");
+    let mut bad = connect(srv.addr).await;
+    bad.reply().await;
+    bad.cmd("EHLO client.test").await;
+    bad.cmd("MAIL FROM:<a@b.test>").await;
+    bad.cmd("RCPT TO:<bob@pec.test>").await;
+    expect(&bad.cmd("DATA").await, "354");
+    bad.send("Subject: x\r\n\r\nPANIC-NOW\r\n.\r\n").await;
+    assert!(bad.closed().await, "the panicking session was closed");
+    // the session already open goes on, and the listener takes new ones
+    expect(&other.cmd("MAIL FROM:<a@b.test>").await, "250");
+    expect(&other.cmd("RCPT TO:<bob@pec.test>").await, "250");
+    expect(&other.cmd("DATA").await, "354");
+    expect(&other.cmd("still here\r\n.").await, "250 2.0.0");
+    let mut next = connect(srv.addr).await;
+    expect(&next.reply().await, "220");
+    expect(&next.cmd("QUIT").await, "221");
+    assert_eq!(srv.backend.messages().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

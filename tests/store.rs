@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use pecbox::store::*;
 
@@ -879,4 +880,61 @@ fn corrupt_records_are_reported_not_panicked_on() {
     ));
     assert!(store.remove_transaction("bad-id").unwrap());
     assert!(store.open_transactions().unwrap().is_empty());
+}
+
+#[test]
+fn large_bodies_live_in_files_shared_by_copies_and_swept_when_unreferenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let addr = "big@pec.test";
+    store.add_mailbox(&mailbox(addr, None)).unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let blobs = dir.path().join("blobs");
+    let files = || std::fs::read_dir(&blobs).unwrap().count();
+    let a = store.append(addr, INBOX, &big, &[], 0).unwrap();
+    assert_eq!(files(), 1, "a large body is a file");
+    assert_eq!(store.fetch(addr, INBOX, a).unwrap().unwrap(), big);
+    let b = store.copy(addr, INBOX, a, SENT).unwrap().unwrap();
+    let c = store.append(addr, INBOX, &big, &[], 0).unwrap();
+    assert_eq!(files(), 1, "copies and equal bodies share the file");
+    assert_eq!(store.usage(addr).unwrap(), 3 * big.len() as u64);
+    let small = store
+        .append(addr, INBOX, b"From: x\r\n\r\nhi\r\n", &[], 0)
+        .unwrap();
+    assert_eq!(files(), 1, "a small body stays in the database");
+
+    store.remove(addr, INBOX, a).unwrap();
+    store.remove(addr, SENT, b).unwrap();
+    assert_eq!(
+        store.sweep_blobs(Duration::ZERO).unwrap(),
+        0,
+        "still referenced"
+    );
+    assert_eq!(store.fetch(addr, INBOX, c).unwrap().unwrap(), big);
+    store.remove(addr, INBOX, c).unwrap();
+    assert_eq!(
+        store.sweep_blobs(pecbox::store::SWEEP_MIN_AGE).unwrap(),
+        0,
+        "a young file is left for a transaction that may be about to refer to it"
+    );
+    assert_eq!(store.sweep_blobs(Duration::ZERO).unwrap(), 1);
+    assert_eq!(files(), 0);
+    assert_eq!(store.usage(addr).unwrap(), 15, "the small message alone");
+    assert!(store.fetch(addr, INBOX, small).unwrap().is_some());
+
+    // the queue too; removing a mailbox drops its references
+    let id = store.enqueue(&entry("pec.other.test"), &big).unwrap();
+    store.append(addr, INBOX, &big, &[], 0).unwrap();
+    assert_eq!(store.queue_message(id).unwrap().unwrap(), big);
+    store.remove_mailbox(addr).unwrap();
+    assert_eq!(
+        store.sweep_blobs(Duration::ZERO).unwrap(),
+        0,
+        "the queue holds it"
+    );
+    store.dequeue(id).unwrap();
+    assert_eq!(store.sweep_blobs(Duration::ZERO).unwrap(), 1);
+    drop(store);
+    let reopened = Store::open_waiting(dir.path(), Duration::from_secs(5)).unwrap();
+    assert!(reopened.queue_message(id).unwrap().is_none());
 }

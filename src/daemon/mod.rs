@@ -148,6 +148,7 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         stop_rx.clone(),
     ));
     tasks.spawn(memory::trim_periodically(stop_rx.clone()));
+    tasks.spawn(sweep_blobs(provider.store.clone(), stop_rx.clone()));
 
     for (what, addr) in &bound {
         println!("{what:<12} {addr}");
@@ -190,6 +191,24 @@ async fn run_async(config: Config) -> Result<(), DaemonError> {
         ));
     }
     Ok(())
+}
+
+/// Removes message files no record refers to any more: at start, then every 6 hours.
+async fn sweep_blobs(store: Store, mut stop: watch::Receiver<bool>) {
+    loop {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.sweep_blobs(crate::store::SWEEP_MIN_AGE)).await
+        {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!("store: {n} unreferenced message files removed"),
+            Ok(Err(e)) => tracing::warn!("store: sweeping message files: {e}"),
+            Err(e) => tracing::warn!("store: sweeping message files: {e}"),
+        }
+        tokio::select! {
+            _ = crate::listener::stopped(&mut stop) => return,
+            _ = tokio::time::sleep(Duration::from_secs(6 * 3600)) => {}
+        }
+    }
 }
 
 /// After READY: the self-test, and on a RAUC system marking the booted slot good.

@@ -1101,7 +1101,7 @@ impl<A: ImapAuth> Session<A> {
             .collect())
     }
 
-    async fn bodies(&self, uids: Vec<u32>) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    async fn bodies(&self, uids: Vec<u32>) -> Result<Vec<Option<crate::store::Body>>, StoreError> {
         let Some(sel) = self.selected.as_ref() else {
             return Ok(Vec::new());
         };
@@ -1183,7 +1183,7 @@ impl<A: ImapAuth> Session<A> {
                     Err(e) => return failed(e),
                 }
             } else {
-                vec![None; live.len()]
+                (0..live.len()).map(|_| None).collect()
             };
             let mut seen_now: Vec<(u32, Vec<String>)> = Vec::new();
             let Some(sel) = self.selected.as_mut() else {
@@ -1599,7 +1599,7 @@ impl<A: ImapAuth> Session<A> {
                     Err(e) => return failed(e),
                 }
             } else {
-                vec![None; chunk.len()]
+                (0..chunk.len()).map(|_| None).collect()
             };
             let Some(sel) = self.selected.as_ref() else {
                 break;

@@ -645,7 +645,7 @@ async fn export_eml(
         .fetch(address, &q.f, q.uid)?
         .ok_or(PanelError::NotFound)?;
     let name = safe_filename(&format!("{}-{}", q.f, q.uid), "eml");
-    Ok(download("message/rfc822", &name, raw))
+    Ok(download("message/rfc822", &name, raw.to_vec()))
 }
 
 #[derive(Deserialize)]

@@ -203,7 +203,7 @@ async fn local(
     provider: &Arc<Provider>,
     entry: &QueueEntry,
     pending: &[String],
-    message: Vec<u8>,
+    message: crate::store::Body,
 ) -> Vec<(String, Outcome)> {
     let p = provider.clone();
     let mail_from = entry.mail_from.clone();

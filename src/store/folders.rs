@@ -139,8 +139,8 @@ impl Store {
                 let mut freed = 0;
                 for meta in &metas {
                     t.del(meta.clone())?;
-                    if let Some(body) = t.del(keys::body_of_meta(meta))? {
-                        freed += body.len() as u64;
+                    if let Some(size) = t.del_body(keys::body_of_meta(meta))? {
+                        freed += size;
                     }
                 }
                 t.refund(&addr, freed)?;

@@ -20,6 +20,7 @@
 //! | `O`  | identificativo                 | empty: the transaction is open   |
 //! | `K`  | claim key                      | unix seconds of the claim (i64)  |
 //! | `S`  | counter name                   | counter (u32 or u64)             |
+//! | `R`  | blob name 0 key of the body    | empty: that body is in the file  |
 //!
 //! Messages are keyed by their folder's uidvalidity rather than its name: uidvalidity
 //! values are unique in the database, so renaming a folder moves one record, and
@@ -43,6 +44,7 @@ const TRANSACTION: u8 = b'T';
 const OPEN: u8 = b'O';
 const CLAIM: u8 = b'K';
 const SYSTEM: u8 = b'S';
+const BLOB_REF: u8 = b'R';
 
 fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + parts.iter().map(|p| p.len()).sum::<usize>());
@@ -113,6 +115,16 @@ pub(super) fn body_of_meta(meta_key: &[u8]) -> Vec<u8> {
 pub(super) fn queue(id: u64) -> Vec<u8> {
     key(QUEUE, &[&id.to_be_bytes()])
 }
+/// A body record (`B` or `q` key) that refers to the blob file `name`.
+pub(super) fn blob_ref(name: &str, body_key: &[u8]) -> Vec<u8> {
+    key(BLOB_REF, &[name.as_bytes(), &[SEP], body_key])
+}
+
+/// Prefix of every reference to the blob file `name`.
+pub(super) fn blob_refs(name: &str) -> Vec<u8> {
+    key(BLOB_REF, &[name.as_bytes(), &[SEP]])
+}
+
 pub(super) fn queue_all() -> Vec<u8> {
     all(QUEUE)
 }

@@ -25,6 +25,7 @@ impl Store {
                 )))?;
             let mut txn = Txn {
                 tree: main,
+                blobs: &self.blobs,
                 failure: None,
             };
             let out = f(&mut txn, others);

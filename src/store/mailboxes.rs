@@ -163,12 +163,13 @@ impl Store {
             // Raw bytes, not decoded: a corrupt account must still be removable.
             let seen = self.direct().get(&counters)?;
             let mut doomed = Vec::new();
+            let mut bodies = Vec::new();
             for item in self.scan(&keys::folders(&addr)) {
                 doomed.push(item?.0.to_vec());
             }
             for item in self.scan(&keys::mailbox_metas(&addr)) {
                 let meta = item?.0;
-                doomed.push(keys::body_of_meta(&meta));
+                bodies.push(keys::body_of_meta(&meta));
                 doomed.push(meta.to_vec());
             }
             self.atomically(|t| {
@@ -179,6 +180,9 @@ impl Store {
                 t.del(counters.clone())?;
                 for key in &doomed {
                     t.del(key.clone())?;
+                }
+                for key in &bodies {
+                    t.del_body(key.clone())?;
                 }
                 Ok(Some(existed || seen.is_some()))
             })

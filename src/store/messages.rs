@@ -4,7 +4,14 @@
 use super::folders::require_folder;
 use super::kv::{corrupt, decode, Kv};
 use super::mailboxes::require_mailbox;
-use super::{keys, FolderState, MessageMeta, Store, StoreError, Txn};
+use super::{keys, Body, FolderState, MessageMeta, Store, StoreError, Txn};
+
+/// What to store as a message's body: its bytes, or the stored value of another
+/// message (a copy shares the file of a large body).
+enum Stored<'a> {
+    Bytes(&'a [u8]),
+    Value(&'a [u8]),
+}
 
 impl Txn<'_> {
     /// Stores a message in a folder and returns its uid.
@@ -27,7 +34,7 @@ impl Txn<'_> {
             size: raw.len() as u64,
         };
         self.charge(&addr, mailbox.quota, meta.size)?;
-        self.insert_message(&addr, &name, state, meta, raw)
+        self.insert_message(&addr, &name, state, meta, Stored::Bytes(raw))
     }
 
     /// Copies a message to another (or the same) folder; None if there is no such uid.
@@ -52,12 +59,10 @@ impl Txn<'_> {
             .get(&body_key)?
             .ok_or_else(|| corrupt(&body_key, "message without body"))?;
         let target = require_folder(self, &addr, &to)?;
-        self.charge(&addr, mailbox.quota, body.len() as u64)?;
-        let meta = MessageMeta {
-            size: body.len() as u64,
-            ..meta
-        };
-        self.insert_message(&addr, &to, target, meta, &body)
+        let size = super::blobs::stored_size(&body);
+        self.charge(&addr, mailbox.quota, size)?;
+        let meta = MessageMeta { size, ..meta };
+        self.insert_message(&addr, &to, target, meta, Stored::Value(&body))
             .map(Some)
     }
 
@@ -67,7 +72,7 @@ impl Txn<'_> {
         folder: &str,
         mut state: FolderState,
         mut meta: MessageMeta,
-        raw: &[u8],
+        body: Stored<'_>,
     ) -> Result<u32, StoreError> {
         let uid = state.uidnext;
         state.uidnext = uid
@@ -76,7 +81,11 @@ impl Txn<'_> {
         self.put_json(keys::folder(addr, folder), &state)?;
         meta.uid = uid;
         self.put_json(keys::meta(addr, state.uidvalidity, uid), &meta)?;
-        self.put(keys::body(addr, state.uidvalidity, uid), raw.to_vec())?;
+        let key = keys::body(addr, state.uidvalidity, uid);
+        match body {
+            Stored::Bytes(raw) => self.put_body(key, raw)?,
+            Stored::Value(value) => self.put_body_value(key, value)?,
+        }
         Ok(uid)
     }
 
@@ -85,13 +94,11 @@ impl Txn<'_> {
         address: &str,
         folder: &str,
         uid: u32,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<Body>, StoreError> {
         let addr = keys::address(address)?;
         let name = keys::folder_name(folder)?;
         let state = require_folder(self, &addr, &name)?;
-        Ok(self
-            .get(&keys::body(&addr, state.uidvalidity, uid))?
-            .map(|b| b.to_vec()))
+        self.get_body(&keys::body(&addr, state.uidvalidity, uid))
     }
 
     /// Replaces the flags of a message; false if there is no such uid.
@@ -123,9 +130,9 @@ impl Txn<'_> {
         let existed = self
             .del(keys::meta(&addr, state.uidvalidity, uid))?
             .is_some();
-        let body = self.del(keys::body(&addr, state.uidvalidity, uid))?;
-        if let Some(body) = &body {
-            self.refund(&addr, body.len() as u64)?;
+        let body = self.del_body(keys::body(&addr, state.uidvalidity, uid))?;
+        if let Some(size) = body {
+            self.refund(&addr, size)?;
         }
         Ok(existed || body.is_some())
     }
@@ -162,19 +169,15 @@ impl Store {
             .collect()
     }
 
-    pub fn fetch(
-        &self,
-        address: &str,
-        folder: &str,
-        uid: u32,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn fetch(&self, address: &str, folder: &str, uid: u32) -> Result<Option<Body>, StoreError> {
         let addr = keys::address(address)?;
         let name = keys::folder_name(folder)?;
         let mut kv = self.direct();
         let state = require_folder(&mut kv, &addr, &name)?;
-        Ok(kv
-            .get(&keys::body(&addr, state.uidvalidity, uid))?
-            .map(|b| b.to_vec()))
+        match kv.get(&keys::body(&addr, state.uidvalidity, uid))? {
+            Some(value) => self.read_body(value).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Replaces the flags of a message; false if there is no such uid.

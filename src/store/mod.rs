@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+mod blobs;
 mod claims;
 mod events;
 mod folders;
@@ -24,6 +25,7 @@ mod messages;
 mod queue;
 mod transactions;
 
+pub use blobs::{Body, INLINE_MAX, SWEEP_MIN_AGE};
 pub use events::{MessageChange, StoreEvent};
 
 /// A PEC mailbox (casella) of a managed domain.
@@ -210,6 +212,7 @@ pub struct Store {
     db: sled::Db,
     dir: std::path::PathBuf,
     events: std::sync::Arc<events::Hub>,
+    blobs: std::sync::Arc<blobs::Blobs>,
 }
 
 /// The operations of [`Store`] that may run inside [`Store::atomically`]: all or none
@@ -217,6 +220,7 @@ pub struct Store {
 /// not have other side effects.
 pub struct Txn<'a> {
     tree: &'a sled::transaction::TransactionalTree,
+    blobs: &'a blobs::Blobs,
     /// A sled failure met inside the closure: it decides between retry and storage
     /// error even if the closure swallowed the `StoreError` we returned for it.
     failure: Option<sled::transaction::UnabortableTransactionError>,
@@ -237,6 +241,7 @@ impl Store {
             .open()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self {
+            blobs: std::sync::Arc::new(blobs::Blobs::open(dir)?),
             db,
             dir: dir.to_path_buf(),
             events: Default::default(),
@@ -288,6 +293,7 @@ impl Store {
         let result = self.db.transaction(|tree| {
             let mut txn = Txn {
                 tree,
+                blobs: &self.blobs,
                 failure: None,
             };
             let out = f(&mut txn);

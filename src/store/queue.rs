@@ -1,7 +1,7 @@
 //! The outbound queue: entries (state, small) and message bytes under separate keys.
 
 use super::kv::Kv;
-use super::{keys, QueueEntry, Store, StoreError, Txn};
+use super::{keys, Body, QueueEntry, Store, StoreError, Txn};
 
 impl Txn<'_> {
     /// Queues `message` for `entry`'s recipients under a new id (`entry.id` is ignored).
@@ -14,7 +14,7 @@ impl Txn<'_> {
                 ..entry.clone()
             },
         )?;
-        self.put(keys::queued_message(id), message.to_vec())?;
+        self.put_body(keys::queued_message(id), message)?;
         Ok(id)
     }
 
@@ -34,7 +34,7 @@ impl Txn<'_> {
     /// Removes the entry and its message; false if there was none.
     pub fn dequeue(&mut self, id: u64) -> Result<bool, StoreError> {
         let existed = self.del(keys::queue(id))?.is_some();
-        self.del(keys::queued_message(id))?;
+        self.del_body(keys::queued_message(id))?;
         Ok(existed)
     }
 }
@@ -58,11 +58,11 @@ impl Store {
         self.direct().get_json(&keys::queue(id))
     }
 
-    pub fn queue_message(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .direct()
-            .get(&keys::queued_message(id))?
-            .map(|b| b.to_vec()))
+    pub fn queue_message(&self, id: u64) -> Result<Option<Body>, StoreError> {
+        match self.direct().get(&keys::queued_message(id))? {
+            Some(value) => self.read_body(value).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Replaces an existing entry; NoQueueEntry if gone.

@@ -29,23 +29,22 @@ pub struct PecBox {
 }
 
 /// Ports from a per-process sequence (tests of one binary run in parallel threads and
-/// must never pick the same port), skipping any already taken.
+/// must never pick the same port), skipping any already taken. Below 32768, the start
+/// of Linux's ephemeral range: a port free now cannot be taken meanwhile by some
+/// process's outgoing connection.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_000;
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let _ = NEXT.compare_exchange(
         0,
-        20_000 + (std::process::id() % 400) as u16 * 50,
+        (std::process::id() % 240) as u16 * 50,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
     loop {
-        let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        let port = if port < 20_000 {
-            20_000 + port % 40_000
-        } else {
-            port
-        };
+        let port = LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
