@@ -1,4 +1,5 @@
-//! kill -9 of either daemon at points during a run of 200 messages, then restart: every
+//! kill -9 of either daemon at points during a run of 200 messages (one in ten large
+//! enough to be kept as a file beside the database), then restart: every
 //! accepted message reaches its recipient, every receipt is issued exactly once and the
 //! registro dei log records each step once, its chain whole.
 
@@ -21,7 +22,16 @@ fn kill_9_during_200_messages_loses_nothing_and_duplicates_nothing() {
     let mut accepted = Vec::new();
     for i in 0..200 {
         let subject = format!("messaggio {i:03}");
-        let (ok, _) = alfa.send(&alice, &["--to", &bob, "--subject", &subject]);
+        // every tenth is large enough for its busta and receipts to be files (blobs)
+        let args = [
+            "--to",
+            &bob,
+            "--subject",
+            &subject,
+            "--attach-bytes",
+            "200000",
+        ];
+        let (ok, _) = alfa.send(&alice, &args[..if i % 10 == 0 { 6 } else { 4 }]);
         if ok {
             accepted.push(subject);
         }

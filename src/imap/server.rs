@@ -168,6 +168,8 @@ const FLUSH_AT: usize = 256 * 1024;
 /// Responses waiting to be written, and where to.
 pub(super) struct Out {
     buf: Vec<u8>,
+    /// Written before `buf`: earlier output and large literals, each in one piece.
+    queued: Vec<Vec<u8>>,
     w: Box<dyn AsyncWrite + Send + Unpin>,
     write_timeout: Duration,
     pub broken: bool,
@@ -192,6 +194,7 @@ impl Out {
     fn new(w: Box<dyn AsyncWrite + Send + Unpin>, write_timeout: Duration) -> Self {
         Out {
             buf: Vec::new(),
+            queued: Vec::new(),
             w,
             write_timeout,
             broken: false,
@@ -201,6 +204,11 @@ impl Out {
     pub fn response(&mut self, r: &Response<'_>) {
         for fragment in ResponseCodec::default().encode(r) {
             match fragment {
+                imap_codec::encode::Fragment::Literal { data, .. } if data.len() >= FLUSH_AT => {
+                    // a message body: moved, not copied, into what waits to be written
+                    self.queued.push(std::mem::take(&mut self.buf));
+                    self.queued.push(data);
+                }
                 imap_codec::encode::Fragment::Line { data }
                 | imap_codec::encode::Fragment::Literal { data, .. } => {
                     self.buf.extend_from_slice(&data)
@@ -269,10 +277,14 @@ impl Out {
         if self.broken {
             return false;
         }
-        if self.buf.is_empty() {
+        if self.buf.is_empty() && self.queued.is_empty() {
             return true;
         }
+        let queued = std::mem::take(&mut self.queued);
         let res = timeout(self.write_timeout, async {
+            for chunk in queued {
+                self.w.write_all(&chunk).await?;
+            }
             self.w.write_all(&self.buf).await?;
             self.w.flush().await
         })
@@ -283,7 +295,7 @@ impl Out {
     }
 
     pub async fn flush_if_big(&mut self) -> bool {
-        if self.buf.len() >= FLUSH_AT {
+        if self.buf.len() >= FLUSH_AT || !self.queued.is_empty() {
             return self.flush().await;
         }
         !self.broken

@@ -231,8 +231,18 @@ fn uid_set(uids: &[u32]) -> Option<UidSet> {
     Some(UidSet(Vec1::try_from(elements).ok()?))
 }
 
-fn literal(bytes: &[u8]) -> NString<'static> {
-    match Literal::try_from(bytes.to_vec()) {
+fn literal_owned(bytes: Vec<u8>) -> NString<'static> {
+    if Literal::try_from(bytes.as_slice()).is_err() {
+        return NString(Some(istring(&bytes)));
+    }
+    match Literal::try_from(bytes) {
+        Ok(l) => NString(Some(IString::Literal(l))),
+        Err(_) => NString(None),
+    }
+}
+
+fn literal(bytes: &[u8]) -> NString<'_> {
+    match Literal::try_from(bytes) {
         Ok(l) => NString(Some(IString::Literal(l))),
         Err(_) => NString(Some(istring(bytes))),
     }
@@ -1151,6 +1161,21 @@ impl<A: ImapAuth> Session<A> {
             )
         });
 
+        let needs_structure = names.iter().any(|n| {
+            matches!(
+                n,
+                MessageDataItemName::Envelope
+                    | MessageDataItemName::BodyStructure
+                    | MessageDataItemName::Body
+                    | MessageDataItemName::Rfc822Header
+                    | MessageDataItemName::Rfc822Text
+                    | MessageDataItemName::BodyExt {
+                        section: Some(_),
+                        ..
+                    }
+            )
+        });
+
         let marks_seen = !read_only
             && names.iter().any(|n| {
                 matches!(
@@ -1202,8 +1227,8 @@ impl<A: ImapAuth> Session<A> {
                     seen_now.push((msg.meta.uid, msg.meta.flags.clone()));
                     flags_changed = true;
                 }
-                // parses only if an item needs the structure
-                let mime = needs_body.then(|| Mime::parse(&raw));
+                // parses only if an item needs the structure (not for BODY[] alone)
+                let mime = needs_structure.then(|| Mime::parse(&raw));
                 let mut items = Vec::with_capacity(names.len() + 1);
                 for name in &names {
                     items.push(match name {
@@ -1239,13 +1264,17 @@ impl<A: ImapAuth> Session<A> {
                                     None,
                                 )))
                             });
-                            MessageDataItem::Rfc822Header(literal(header.as_deref().unwrap_or(b"")))
+                            MessageDataItem::Rfc822Header(literal_owned(
+                                header.map(Cow::into_owned).unwrap_or_default(),
+                            ))
                         }
                         MessageDataItemName::Rfc822Text => {
                             let text = mime.as_ref().and_then(|m| {
                                 m.section(Some(&imap_codec::imap_types::fetch::Section::Text(None)))
                             });
-                            MessageDataItem::Rfc822Text(literal(text.as_deref().unwrap_or(b"")))
+                            MessageDataItem::Rfc822Text(literal_owned(
+                                text.map(Cow::into_owned).unwrap_or_default(),
+                            ))
                         }
                         MessageDataItemName::BodyExt {
                             section, partial, ..
@@ -1255,18 +1284,22 @@ impl<A: ImapAuth> Session<A> {
                                 (Some(m), Some(s)) => m.section(Some(s)).unwrap_or_default(),
                                 (None, Some(_)) => Cow::Borrowed(&[]),
                             };
-                            let (origin, bytes) = match partial {
-                                Some((start, len)) => {
-                                    let s = (*start as usize).min(whole.len());
-                                    let e = s.saturating_add(len.get() as usize).min(whole.len());
-                                    (Some(*start), &whole[s..e])
+                            let range = |len: usize| match partial {
+                                Some((start, n)) => {
+                                    let s = (*start as usize).min(len);
+                                    s..s.saturating_add(n.get() as usize).min(len)
                                 }
-                                None => (None, &whole[..]),
+                                None => 0..len,
+                            };
+                            // the whole message is borrowed from the store, never copied
+                            let data = match whole {
+                                Cow::Borrowed(b) => literal(&b[range(b.len())]),
+                                Cow::Owned(v) => literal_owned(v[range(v.len())].to_vec()),
                             };
                             MessageDataItem::BodyExt {
                                 section: section.clone(),
-                                origin,
-                                data: literal(bytes),
+                                origin: partial.map(|(start, _)| start),
+                                data,
                             }
                         }
                         _ => continue,

@@ -18,7 +18,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
 use super::command::{parse, Command, CommandError};
-use super::wire::{read_line, stuff, Line};
+use super::wire::{read_line, Line, Stuffing};
 use crate::provider::auth::LoginError;
 use crate::store::{Store, StoreError, INBOX};
 
@@ -154,6 +154,7 @@ async fn connection<A: Pop3Auth>(
         user: None,
         failures: 0,
         maildrop: None,
+        sending: None,
     };
     session.run(stream, shutdown).await;
 }
@@ -215,6 +216,8 @@ struct Session<A> {
     failures: u32,
     /// Some in TRANSACTION state.
     maildrop: Option<Maildrop>,
+    /// A RETR or TOP answer still being written.
+    sending: Option<(crate::store::Body, Stuffing)>,
 }
 
 fn ok(out: &mut Vec<u8>, text: &str) {
@@ -306,6 +309,13 @@ impl<A: Pop3Auth> Session<A> {
             };
             if matches!(next, Next::Close) {
                 break;
+            }
+            while let Some((raw, stuffing)) = self.sending.as_mut() {
+                if stuffing.next_chunk(&mut out, raw, FLUSH_AT) {
+                    self.sending = None;
+                } else if !send(&mut w, &mut out, limits.idle_timeout).await {
+                    return;
+                }
             }
             commands += 1;
             if commands >= limits.max_commands {
@@ -490,7 +500,8 @@ impl<A: Pop3Auth> Session<A> {
                     None => ok(out, &format!("{size} octets")),
                     Some(_) => ok(out, "top of message follows"),
                 }
-                stuff(out, &raw, top);
+                // written a piece at a time by the session loop
+                self.sending = Some((raw, Stuffing::new(top)));
             }
             Ok(None) => err(out, &format!("message {n} no longer exists")),
             Err(e) => {

@@ -54,27 +54,65 @@ pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(
 /// Appends `raw` as a POP3 multi-line body (RFC 1939 §3): CRLF line endings, lines that
 /// start with `.` doubled, then the `.` line. With `body_lines`, only the header, the
 /// blank line and that many body lines (TOP).
+#[cfg(test)]
 pub(crate) fn stuff(out: &mut Vec<u8>, raw: &[u8], body_lines: Option<u64>) {
-    let mut in_header = true;
-    let mut sent_body = 0u64;
-    for piece in raw.split_inclusive(|b| *b == b'\n') {
-        let line = piece.strip_suffix(b"\n").unwrap_or(piece);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if !in_header {
-            if body_lines.is_some_and(|k| sent_body >= k) {
-                break;
-            }
-            sent_body += 1;
-        } else if line.is_empty() {
-            in_header = false;
+    let mut s = Stuffing::new(body_lines);
+    while !s.next_chunk(out, raw, usize::MAX) {}
+}
+
+/// Dot-stuffing of one message a piece at a time, so a 30 MB RETR never becomes a
+/// 30 MB output buffer.
+pub(crate) struct Stuffing {
+    pos: usize,
+    in_header: bool,
+    sent_body: u64,
+    /// TOP: body lines to send; None for the whole message.
+    body_lines: Option<u64>,
+}
+
+impl Stuffing {
+    pub(crate) fn new(body_lines: Option<u64>) -> Self {
+        Self {
+            pos: 0,
+            in_header: true,
+            sent_body: 0,
+            body_lines,
         }
-        if line.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b".\r\n");
+
+    /// Appends the next lines of `raw` until `out` holds `budget` bytes; true once the
+    /// terminating `.` line is out.
+    pub(crate) fn next_chunk(&mut self, out: &mut Vec<u8>, raw: &[u8], budget: usize) -> bool {
+        while self.pos < raw.len() && out.len() < budget {
+            let rest = &raw[self.pos..];
+            let piece = match rest.iter().position(|b| *b == b'\n') {
+                Some(i) => &rest[..=i],
+                None => rest,
+            };
+            self.pos += piece.len();
+            let line = piece.strip_suffix(b"\n").unwrap_or(piece);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !self.in_header {
+                if self.body_lines.is_some_and(|k| self.sent_body >= k) {
+                    self.pos = raw.len();
+                    break;
+                }
+                self.sent_body += 1;
+            } else if line.is_empty() {
+                self.in_header = false;
+            }
+            if line.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        if self.pos < raw.len() {
+            return false;
+        }
+        out.extend_from_slice(b".\r\n");
+        true
+    }
 }
 
 #[cfg(test)]
@@ -133,5 +171,28 @@ mod tests {
         let mut out = Vec::new();
         stuff(&mut out, b"A: b\r\n", Some(0));
         assert_eq!(out, b"A: b\r\n.\r\n");
+    }
+
+    #[test]
+    fn stuffing_in_pieces_gives_the_same_bytes() {
+        let raw: Vec<u8> = (0..5000)
+            .flat_map(|i| format!("{}line {i}\r\n", if i % 7 == 0 { "." } else { "" }).into_bytes())
+            .collect();
+        let mut whole = Vec::new();
+        stuff(&mut whole, &raw, None);
+        let (mut pieces, mut chunks) = (Vec::new(), 0);
+        let mut s = Stuffing::new(None);
+        loop {
+            let mut out = Vec::new();
+            let done = s.next_chunk(&mut out, &raw, 1000);
+            assert!(out.len() < 1000 + 64, "a chunk stays near its budget");
+            pieces.extend_from_slice(&out);
+            chunks += 1;
+            if done {
+                break;
+            }
+        }
+        assert_eq!(pieces, whole);
+        assert!(chunks > 50);
     }
 }

@@ -2,7 +2,7 @@
 //! ricevuta di accettazione and the signed busta di trasporto, or the avviso di non
 //! accettazione with the reason.
 
-use super::writes::{by_domain, message_id_of, queue_entry, Write};
+use super::writes::{by_domain, message_id_of, queue_entry, Msg, Write};
 use super::{unix_now, CoreError, Provider};
 use crate::pec::messages;
 use crate::pec::original::{rewrite_message_id, Certified, OriginalHeaders};
@@ -137,7 +137,8 @@ impl Provider {
             headers.tipo_ricevuta,
             time,
         );
-        let busta = self.sign(&busta)?;
+        let busta = Msg::from(self.sign(&busta)?);
+        let original = Msg::from(original);
 
         let accettazione_id = message_id_of(&accettazione);
         let accettazione = self.sign(&accettazione)?;
@@ -154,7 +155,7 @@ impl Provider {
         let mut writes = vec![
             Write::Log(
                 event(EventKind::Accettazione, "ok").message_id(accettazione_id),
-                Some(accettazione.clone()),
+                Some(accettazione.clone().into()),
             ),
             Write::Log(
                 event(EventKind::BustaEmessa, "queued").message_id(&identificativo),
@@ -163,7 +164,7 @@ impl Provider {
             Write::Append {
                 address: sender.to_string(),
                 folder: INBOX.into(),
-                message: accettazione,
+                message: accettazione.into(),
             },
         ];
         if self.config.delivery.save_sent {
@@ -233,11 +234,11 @@ impl Provider {
             .provider(&self.gestore.name)
             .at(&time);
         self.apply(&[
-            Write::Log(event, Some(notice.clone())),
+            Write::Log(event, Some(notice.clone().into())),
             Write::Append {
                 address: sender.to_string(),
                 folder: INBOX.into(),
-                message: notice,
+                message: notice.into(),
             },
         ])?;
         tracing::info!(sender, %reason, "submission refused: avviso di non accettazione");

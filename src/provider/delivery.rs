@@ -3,7 +3,7 @@
 //! requested; Cc recipients get sintetica) goes back to the sender; a recipient that
 //! cannot receive gets an avviso di mancata consegna instead.
 
-use super::writes::{by_domain, message_id_of, queue_entry, Write};
+use super::writes::{by_domain, message_id_of, queue_entry, Msg, Write};
 use super::{CoreError, Provider};
 use crate::pec::classify::Classification;
 use crate::pec::daticert::{Errore, TipoRicevuta};
@@ -21,14 +21,14 @@ enum Undeliverable {
 }
 
 impl Provider {
-    pub(crate) fn deliver_busta(
+    pub(crate) fn deliver_busta<'a>(
         &self,
-        busta: &[u8],
+        busta: &'a [u8],
         class: &Classification,
         certified: &Certified,
         mail_from: &str,
         rcpt_to: &[String],
-        writes: &mut Vec<Write>,
+        writes: &mut Vec<Write<'a>>,
     ) -> Result<(), CoreError> {
         let original = class.postacert.as_deref().unwrap_or_default();
         let original_headers = OriginalHeaders::parse(original).unwrap_or_default();
@@ -37,7 +37,7 @@ impl Provider {
             .as_ref()
             .and_then(|d| d.ricevuta)
             .or(original_headers.tipo_ricevuta);
-        let mut receipts: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut receipts: Vec<(String, Msg<'a>)> = Vec::new();
         for rcpt in rcpt_to {
             let time = self.now();
             let receipt = match self.undeliverable(rcpt, busta.len() as u64)? {
@@ -45,7 +45,7 @@ impl Provider {
                     writes.push(Write::Append {
                         address: rcpt.clone(),
                         folder: INBOX.into(),
-                        message: busta.to_vec(),
+                        message: busta.into(),
                     });
                     let tipo = tipo_ricevuta_for(requested, original_headers.is_primary(rcpt));
                     self.consegna(certified, rcpt, tipo, original, time)?
@@ -58,7 +58,7 @@ impl Provider {
             } else {
                 EventKind::ConsegnaEmessa
             };
-            let signed = self.sign(&receipt)?;
+            let signed = Msg::from(self.sign(&receipt)?);
             writes.push(Write::Log(
                 Event::new(kind, receipt.kind.code())
                     .identificativo(&certified.identificativo)

@@ -373,7 +373,7 @@ fn failure_notice(
     entry: &QueueEntry,
     address: &str,
     reply: &str,
-) -> Result<Vec<Write>, CoreError> {
+) -> Result<Vec<Write<'static>>, CoreError> {
     let Some(identificativo) = entry.label.strip_prefix("busta ") else {
         return Ok(Vec::new());
     };
@@ -417,12 +417,12 @@ fn failure_notice(
                 .subject(&tx.subject)
                 .provider(&provider.gestore.name)
                 .at(&time),
-            Some(notice.clone()),
+            Some(notice.clone().into()),
         ),
         Write::Append {
             address: tx.sender.clone(),
             folder: INBOX.into(),
-            message: notice,
+            message: notice.into(),
         },
         Write::Track {
             identificativo: identificativo.to_string(),

@@ -7,7 +7,7 @@
 
 use ring::digest;
 
-use super::writes::{by_domain, message_id_of, queue_entry, Applied, Tracked, Write};
+use super::writes::{by_domain, message_id_of, queue_entry, Applied, Msg, Tracked, Write};
 use super::{CoreError, Provider};
 use crate::pec::classify::{classify, Class, Classification};
 use crate::pec::kind::MessageKind;
@@ -147,14 +147,14 @@ impl Provider {
         Ok(Inbound::Accepted)
     }
 
-    fn busta_received(
+    fn busta_received<'a>(
         &self,
         entry: &ProviderEntry,
         mail_from: &str,
         rcpt_to: &[String],
-        busta: &[u8],
+        busta: &'a [u8],
         class: &Classification,
-        writes: &mut Vec<Write>,
+        writes: &mut Vec<Write<'a>>,
     ) -> Result<Inbound, CoreError> {
         let Some(daticert) = class.daticert.as_ref() else {
             return Ok(Inbound::Refused {
@@ -174,7 +174,7 @@ impl Provider {
             time,
         );
         let presa_id = message_id_of(&presa);
-        let presa = self.sign(&presa)?;
+        let presa = Msg::from(self.sign(&presa)?);
         let event = |kind, outcome: &str| {
             Event::new(kind, outcome)
                 .identificativo(&certified.identificativo)
@@ -216,14 +216,14 @@ impl Provider {
         Ok(Inbound::Accepted)
     }
 
-    fn receipt_received(
+    fn receipt_received<'a>(
         &self,
         kind: MessageKind,
         provider: &str,
         rcpt_to: &[String],
-        message: &[u8],
+        message: &'a [u8],
         class: &Classification,
-        writes: &mut Vec<Write>,
+        writes: &mut Vec<Write<'a>>,
     ) -> Result<Inbound, CoreError> {
         let daticert = class.daticert.as_ref();
         let identificativo = daticert.map(|d| d.identificativo.clone());
@@ -259,12 +259,12 @@ impl Provider {
                             .recipients(std::slice::from_ref(rcpt))
                             .subject(&tx.subject)
                             .at(&time),
-                        Some(notice.clone()),
+                        Some(notice.clone().into()),
                     ));
                     writes.push(Write::Append {
                         address: tx.sender.clone(),
                         folder: INBOX.into(),
-                        message: notice,
+                        message: notice.into(),
                     });
                     writes.push(Write::Track {
                         identificativo: id,
@@ -332,17 +332,17 @@ impl Provider {
             writes.push(Write::Append {
                 address: target,
                 folder: INBOX.into(),
-                message: message.to_vec(),
+                message: message.into(),
             });
         }
         Ok(Inbound::Accepted)
     }
 
-    fn deliver_unchanged(
+    fn deliver_unchanged<'a>(
         &self,
         rcpt_to: &[String],
-        message: &[u8],
-        writes: &mut Vec<Write>,
+        message: &'a [u8],
+        writes: &mut Vec<Write<'a>>,
     ) -> Result<Inbound, CoreError> {
         if let Some(refused) = self.unknown_mailbox(rcpt_to)? {
             return Ok(refused);
@@ -351,19 +351,19 @@ impl Provider {
             writes.push(Write::Append {
                 address: rcpt.clone(),
                 folder: INBOX.into(),
-                message: message.to_vec(),
+                message: message.into(),
             });
         }
         Ok(Inbound::Accepted)
     }
 
     /// Wraps the received message in a busta di anomalia for every recipient.
-    fn anomalia(
+    fn anomalia<'a>(
         &self,
         rcpt_to: &[String],
-        message: &[u8],
+        message: &'a [u8],
         reason: &str,
-        writes: &mut Vec<Write>,
+        writes: &mut Vec<Write<'a>>,
     ) -> Result<Inbound, CoreError> {
         if let Some(refused) = self.unknown_mailbox(rcpt_to)? {
             return Ok(refused);
@@ -377,7 +377,7 @@ impl Provider {
             time,
         );
         let wrapped_id = message_id_of(&wrapped);
-        let wrapped = self.sign(&wrapped)?;
+        let wrapped = Msg::from(self.sign(&wrapped)?);
         writes.push(Write::Log(
             Event::new(EventKind::Anomalia, reason)
                 .message_id(wrapped_id)
@@ -399,11 +399,11 @@ impl Provider {
 
     /// Ordinary mail: every recipient's policy must let it in, or the whole message is
     /// refused (one SMTP answer covers all recipients, and nothing may vanish silently).
-    fn ordinary(
+    fn ordinary<'a>(
         &self,
         rcpt_to: &[String],
-        message: &[u8],
-        writes: &mut Vec<Write>,
+        message: &'a [u8],
+        writes: &mut Vec<Write<'a>>,
     ) -> Result<Inbound, CoreError> {
         if let Some(refused) = self.unknown_mailbox(rcpt_to)? {
             return Ok(refused);
@@ -449,7 +449,7 @@ impl Provider {
                             &rcpts,
                             format!("forward ordinary mail for {rcpt}"),
                         ),
-                        message: message.to_vec(),
+                        message: message.into(),
                     });
                 }
             }

@@ -83,7 +83,7 @@ impl Provider {
         tx: &Transaction,
         recipient: &str,
         stage: TimeoutStage,
-    ) -> Result<Vec<Write>, CoreError> {
+    ) -> Result<Vec<Write<'static>>, CoreError> {
         let certified = Certified {
             mittente: tx.sender.clone(),
             destinatari: tx
@@ -129,12 +129,12 @@ impl Provider {
                     .subject(&tx.subject)
                     .provider(&self.gestore.name)
                     .at(&time),
-                Some(notice.clone()),
+                Some(notice.clone().into()),
             ),
             Write::Append {
                 address: tx.sender.clone(),
                 folder: INBOX.into(),
-                message: notice,
+                message: notice.into(),
             },
         ])
     }

@@ -5,17 +5,48 @@ use super::{unix_now, CoreError, Provider};
 use crate::registro::{self, Event};
 use crate::store::{QueueEntry, QueuedRecipient, RecipientState, Transaction};
 
-pub(crate) enum Write {
+/// A message a step stores: the bytes it was handed (a received message, delivered to
+/// several recipients without a copy) or bytes it made, shared by every write that
+/// stores them (a busta queued for several domains).
+#[derive(Clone)]
+pub(crate) enum Msg<'a> {
+    Borrowed(&'a [u8]),
+    Shared(std::sync::Arc<Vec<u8>>),
+}
+
+impl std::ops::Deref for Msg<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Msg::Borrowed(b) => b,
+            Msg::Shared(v) => v,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Msg<'_> {
+    fn from(v: Vec<u8>) -> Self {
+        Msg::Shared(std::sync::Arc::new(v))
+    }
+}
+
+impl<'a> From<&'a [u8]> for Msg<'a> {
+    fn from(b: &'a [u8]) -> Self {
+        Msg::Borrowed(b)
+    }
+}
+
+pub(crate) enum Write<'a> {
     /// Processes a received message once: if the key was claimed before, nothing is written.
     Claim(String),
     Append {
         address: String,
         folder: String,
-        message: Vec<u8>,
+        message: Msg<'a>,
     },
     Enqueue {
         entry: QueueEntry,
-        message: Vec<u8>,
+        message: Msg<'a>,
     },
     PutTransaction(Transaction),
     Track {
@@ -26,7 +57,7 @@ pub(crate) enum Write {
     Dequeue(u64),
     UpdateQueue(QueueEntry),
     /// A record of the registro dei log, with a copy of the message it emitted.
-    Log(Event, Option<Vec<u8>>),
+    Log(Event, Option<Msg<'a>>),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +76,7 @@ pub(crate) enum Applied {
 }
 
 impl Provider {
-    pub(crate) fn apply(&self, writes: &[Write]) -> Result<Applied, CoreError> {
+    pub(crate) fn apply(&self, writes: &[Write<'_>]) -> Result<Applied, CoreError> {
         let now = unix_now();
         let instant = chrono::Utc::now();
         let log_trees = [self.registro.tree().clone()];

@@ -21,11 +21,17 @@ pub fn build_signed_message(
     entity: &[u8],
     signing_time: DateTime<Utc>,
 ) -> Result<Vec<u8>, SmimeError> {
-    let entity = canonicalize_crlf(entity);
+    // Generated entities are CRLF already: no copy of a 30 MB message for nothing.
+    let entity: std::borrow::Cow<'_, [u8]> = if has_bare_lf(entity) {
+        canonicalize_crlf(entity).into()
+    } else {
+        entity.into()
+    };
     let boundary = new_boundary(&entity)?;
     let signature = signer.sign_detached(&entity, signing_time)?;
 
     let mut out = canonicalize_crlf(top_headers.as_bytes());
+    out.reserve(entity.len() + 4096);
     if !out.is_empty() && !out.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }
@@ -81,6 +87,13 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Bare LF → CRLF; existing CRLF pairs are kept.
+/// Whether `data` has a LF not preceded by CR.
+fn has_bare_lf(data: &[u8]) -> bool {
+    data.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || data[i - 1] != b'\r'))
+}
+
 pub fn canonicalize_crlf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 32);
     let mut prev = 0u8;

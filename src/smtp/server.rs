@@ -657,10 +657,7 @@ impl<B: SmtpBackend> Session<B> {
                     limits.max_data_line
                 ),
             ),
-            DataResult::Message(body) => {
-                let mut message = self.received_header().into_bytes();
-                message.extend_from_slice(&body);
-                drop(body);
+            DataResult::Message(message) => {
                 let size = message.len();
                 let reply = self
                     .shared
@@ -688,7 +685,9 @@ impl<B: SmtpBackend> Session<B> {
     async fn read_data(&mut self) -> Result<DataResult, Close> {
         let max_bytes = usize::try_from(self.shared.limits.max_message_bytes).unwrap_or(usize::MAX);
         let max_line = self.shared.limits.max_data_line;
-        let mut body = Vec::new();
+        // The trace line goes first, so the message is never copied to prepend it.
+        let mut body = self.received_header().into_bytes();
+        let max_bytes = max_bytes.saturating_add(body.len());
         let mut too_big = false;
         let mut line_too_long = false;
         loop {

@@ -289,7 +289,7 @@ mod tests {
         assert_eq!(parse_reference(&v), Some((31_457_280, name.as_str())));
         assert_eq!(stored_size(&v), 31_457_280);
         assert_eq!(parse_reference(b"From: a@b\r\n\r\nx"), None);
-        assert_eq!(stored_size(b"From: a@b\r\n\r\nx"), 15);
+        assert_eq!(stored_size(b"From: a@b\r\n\r\nx"), 14);
         let mut short = v.clone();
         short.truncate(v.len() - 1);
         assert_eq!(parse_reference(&short), None);
