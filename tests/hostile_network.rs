@@ -9,7 +9,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -52,13 +51,12 @@ impl Box6 {
         let (imaps, panel) = pecbox.enable_imaps_and_panel();
         pecbox.add_mailbox("alice");
         pecbox.start();
-        let ca = std::fs::read_to_string(pecbox.ca_path()).unwrap();
-        let config = pecbox::tls::client_config(&[ca], false).unwrap();
+
         let p = &pecbox.ports;
         let ports = [p.smtp, p.submission, p.submissions, imaps, p.pop3s, panel];
         let net = Arc::new(Net {
             ports,
-            tls: tokio_rustls::TlsConnector::from(config),
+            tls: tls_connector(&pecbox.ca_path()),
         });
         Self { pecbox, net }
     }
@@ -231,37 +229,9 @@ async fn silent_clients_are_cut_at_the_pre_authentication_timeout() {
     }
 }
 
-/// AUTH PLAIN on the implicit-TLS submission port from `from`; the reply line and
-/// how long the server took to give it.
+/// AUTH PLAIN on the implicit-TLS submission port from `from`.
 async fn smtp_login(b: &Net, from: IpAddr, user: &str, password: &str) -> (String, Duration) {
-    let tcp = b.connect(Port::Submissions, from).await.unwrap();
-    let tls = b.tls(tcp).await.unwrap();
-    let mut s = BufReader::new(tls);
-    assert!(reply(&mut s).await.starts_with("220"));
-    s.get_mut().write_all(b"EHLO tester\r\n").await.unwrap();
-    assert!(reply(&mut s).await.starts_with("250"));
-    let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-    s.get_mut()
-        .write_all(format!("AUTH PLAIN {creds}\r\n").as_bytes())
-        .await
-        .unwrap();
-    let started = Instant::now();
-    let reply = reply(&mut s).await;
-    (reply, started.elapsed())
-}
-
-/// The last line of an SMTP reply.
-async fn reply<R: tokio::io::AsyncBufRead + Unpin>(s: &mut R) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if s.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return line;
-        }
-        if line.len() < 4 || line.as_bytes()[3] == b' ' {
-            return line;
-        }
-    }
+    smtp_auth(b.port(Port::Submissions), &b.tls, from, user, password).await
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -320,24 +290,13 @@ async fn logins_share_one_throttle_and_leak_nothing_by_timing() {
     assert!(r.starts_with("235"), "{r}");
 }
 
-fn vm(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_login_flood_stays_small_and_lets_the_owner_in() {
     raise_fd_limit();
     let burst = Box6::start("Burst PEC", "address_failures = 1000");
     let pid = burst.pecbox.pid().unwrap();
     let b = burst.net.clone();
-    let idle = vm(pid, "VmRSS:");
+    let idle = rss(pid);
     let flood: Vec<_> = (0..150u32)
         .map(|i| {
             let b = b.clone();
@@ -366,7 +325,7 @@ async fn a_login_flood_stays_small_and_lets_the_owner_in() {
         let (r, _) = f.await.unwrap();
         assert!(r.starts_with("535") || r.starts_with("454"), "{r}");
     }
-    let peak = vm(pid, "VmHWM:");
+    let peak = proc_status_bytes(pid, "VmHWM:");
     eprintln!(
         "login flood: idle {} MB, peak {} MB; the owner in {:?}",
         idle >> 20,

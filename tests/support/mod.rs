@@ -375,3 +375,98 @@ pub fn subject(message: &[u8]) -> String {
         .and_then(|m| m.subject().map(str::to_string))
         .unwrap_or_default()
 }
+
+/// A process's resident memory now (`VmRSS`), or its peak so far (`VmHWM`), in bytes.
+pub fn proc_status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+pub fn rss(pid: u32) -> u64 {
+    proc_status_bytes(pid, "VmRSS:")
+}
+
+/// The highest RSS of a process seen until [`PeakRss::peak`], sampled every 10 ms.
+pub struct PeakRss {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<u64>,
+}
+
+impl PeakRss {
+    pub fn watch(pid: u32) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !s.load(Ordering::Relaxed) {
+                peak = peak.max(rss(pid));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        Self { stop, handle }
+    }
+
+    pub fn peak(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap_or(0)
+    }
+}
+
+/// One AUTH PLAIN on an implicit-TLS submission port from the loopback address `from`:
+/// the reply's last line and how long the server took to give it.
+pub async fn smtp_auth(
+    port: u16,
+    tls: &tokio_rustls::TlsConnector,
+    from: std::net::IpAddr,
+    user: &str,
+    password: &str,
+) -> (String, Duration) {
+    use base64::Engine;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    async fn reply<R: tokio::io::AsyncBufRead + Unpin>(s: &mut R) -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if s.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return line;
+            }
+            if line.len() < 4 || line.as_bytes()[3] == b' ' {
+                return line;
+            }
+        }
+    }
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+    let tcp = socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut s = tokio::io::BufReader::new(tls.connect(name, tcp).await.unwrap());
+    assert!(reply(&mut s).await.starts_with("220"));
+    s.get_mut().write_all(b"EHLO tester\r\n").await.unwrap();
+    assert!(reply(&mut s).await.starts_with("250"));
+    let creds =
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+    s.get_mut()
+        .write_all(format!("AUTH PLAIN {creds}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let line = reply(&mut s).await;
+    (line, started.elapsed())
+}
+
+/// A TLS client trusting `ca` (a PEM file).
+pub fn tls_connector(ca: &Path) -> tokio_rustls::TlsConnector {
+    let pem = std::fs::read_to_string(ca).expect("CA file");
+    tokio_rustls::TlsConnector::from(pecbox::tls::client_config(&[pem], false).expect("CA"))
+}
