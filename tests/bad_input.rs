@@ -200,3 +200,23 @@ fn without_an_anchor_the_chain_is_not_trusted() {
         .arg(&file));
     assert_eq!(out.code, Some(1), "{}", out.stdout);
 }
+
+// Found by the fuzz targets (fuzz/): each input as the fuzzer found it (minimized).
+
+/// `verify` target: a message/rfc822 part whose content is directly another
+/// message/rfc822 entity, then the closing boundary, tripped a `debug_assert!` inside
+/// mail-parser (debug builds panicked in `classify`); now it is malformed, not a panic.
+const FUZZ_NESTED_RFC822: &[u8] = b"Content-Type:multipart;boundary==_1417097536-6559-27\n\n--=_1417097536-6559-27Content-Type:message/rfc822\n\nContent-Type:message/rfc822\n\n\n--=_1417097536-6559-27--";
+
+#[test]
+fn fuzz_directly_nested_rfc822_is_malformed_not_a_panic() {
+    assert_eq!(classify(FUZZ_NESTED_RFC822).class, Class::Malformed);
+    let report = pecbox::cli::verify::verify_raw("m.eml", FUZZ_NESTED_RFC822, &[], None);
+    assert_ne!(report.outcome, pecbox::cli::verify::Outcome::Valid);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.eml");
+    std::fs::write(&file, FUZZ_NESTED_RFC822).unwrap();
+    let out = run(pecbox().arg("verify").arg(&file));
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+}

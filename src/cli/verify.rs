@@ -108,8 +108,30 @@ impl From<&Daticert> for DaticertSummary {
 
 /// Checks one file against the given anchors (DER certificates).
 pub fn verify_file(path: &Path, anchors: &[Vec<u8>], at: Option<DateTime<Utc>>) -> Report {
-    let mut report = Report {
-        file: path.display().to_string(),
+    let mut report = empty_report(path.display().to_string());
+    let raw = match std::fs::read(path) {
+        Ok(raw) => raw,
+        Err(e) => {
+            report.reasons.push(format!("cannot read the file: {e}"));
+            return report;
+        }
+    };
+    verify_bytes(&raw, anchors, at, report)
+}
+
+/// Checks one message already in memory; `file` names it in the report.
+pub fn verify_raw(
+    file: &str,
+    raw: &[u8],
+    anchors: &[Vec<u8>],
+    at: Option<DateTime<Utc>>,
+) -> Report {
+    verify_bytes(raw, anchors, at, empty_report(file.to_string()))
+}
+
+fn empty_report(file: String) -> Report {
+    Report {
+        file,
         outcome: Outcome::Unreadable,
         reasons: Vec::new(),
         warnings: Vec::new(),
@@ -122,15 +144,7 @@ pub fn verify_file(path: &Path, anchors: &[Vec<u8>], at: Option<DateTime<Utc>>) 
         digest: None,
         chain: None,
         daticert: None,
-    };
-    let raw = match std::fs::read(path) {
-        Ok(raw) => raw,
-        Err(e) => {
-            report.reasons.push(format!("cannot read the file: {e}"));
-            return report;
-        }
-    };
-    verify_bytes(&raw, anchors, at, report)
+    }
 }
 
 fn verify_bytes(

@@ -17,9 +17,7 @@ use imap_codec::imap_types::body::{
 use imap_codec::imap_types::core::{AString, IString, NString, Vec1};
 use imap_codec::imap_types::envelope::{Address, Envelope};
 use imap_codec::imap_types::fetch::Section;
-use mail_parser::{
-    Addr, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
-};
+use mail_parser::{Addr, HeaderName, HeaderValue, Message, MessagePart, MimeHeaders, PartType};
 
 /// A parsed message borrowing its raw bytes.
 pub struct Mime<'a> {
@@ -38,7 +36,7 @@ impl<'a> Mime<'a> {
 
     fn msg(&self) -> Option<&Message<'a>> {
         self.msg
-            .get_or_init(|| MessageParser::default().parse(self.raw))
+            .get_or_init(|| crate::pec::parse::parse_message(self.raw))
             .as_ref()
     }
 

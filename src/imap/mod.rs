@@ -8,9 +8,9 @@
 //! [`crate::store::Store::subscribe`].
 
 mod folders;
-mod mime;
+pub(crate) mod mime;
 mod search;
-mod server;
+pub(crate) mod server;
 mod session;
 
 pub use folders::{ensure_special, SPECIAL_USE};

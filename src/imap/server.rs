@@ -162,6 +162,30 @@ async fn connection<A: ImapAuth>(
     out.close().await;
 }
 
+/// One session over a stream that needs no handshake, run as a connection's is after
+/// TLS, until the client closes. For the fuzz targets (`crate::fuzzing`).
+pub(crate) async fn session_on_stream<A: ImapAuth, S>(
+    stream: S,
+    peer: SocketAddr,
+    store: Store,
+    auth: Arc<A>,
+    limits: ImapLimits,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let shared = Arc::new(Shared {
+        store,
+        auth,
+        limits,
+    });
+    let (r, w) = tokio::io::split(stream);
+    let mut out = Out::new(Box::new(w), shared.limits.idle_timeout);
+    let mut session = Session::new(shared, peer);
+    let (_keep, shutdown) = watch::channel(false);
+    session.run(r, &mut out, shutdown).await;
+    out.close().await;
+}
+
 /// Flush early when this much output is pending (big FETCHes).
 const FLUSH_AT: usize = 256 * 1024;
 

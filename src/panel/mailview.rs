@@ -3,7 +3,9 @@
 //! original inside a busta and its attachments. Bodies are shown as text only: HTML
 //! from a message is never rendered.
 
-use mail_parser::{Address, Message, MessageParser, MimeHeaders};
+use mail_parser::{Address, Message, MimeHeaders};
+
+use crate::pec::parse::parse_message;
 
 use crate::pec::classify::{classify, Class, Classification};
 use crate::pec::daticert::TipoRicevuta;
@@ -49,9 +51,8 @@ pub fn addresses(a: Option<&Address<'_>>) -> String {
 
 pub fn summarize(raw: &[u8]) -> Summary {
     let class = classify(raw);
-    let parser = MessageParser::default();
-    let message = parser.parse(raw);
-    let original = class.postacert.as_deref().and_then(|p| parser.parse(p));
+    let message = parse_message(raw);
+    let original = class.postacert.as_deref().and_then(parse_message);
     let d = class.daticert.as_ref();
     let kind = class.kind();
     let (from, subject, to) = match (&kind, &original, &message) {
@@ -227,15 +228,13 @@ fn shown(message: &Message<'_>, prefix: char) -> Shown {
 
 pub fn detail(raw: &[u8], anchors: Vec<Vec<u8>>) -> Detail {
     let class = classify(raw);
-    let parser = MessageParser::default();
-    let outer = parser
-        .parse(raw)
+    let outer = parse_message(raw)
         .map(|m| shown(&m, 'o'))
         .unwrap_or_default();
     let original = class
         .postacert
         .as_deref()
-        .and_then(|p| parser.parse(p))
+        .and_then(parse_message)
         .map(|m| shown(&m, 'p'));
     let signed = raw_is_signed(raw);
     let signature = signed.then(|| {
@@ -251,7 +250,7 @@ pub fn detail(raw: &[u8], anchors: Vec<Vec<u8>>) -> Detail {
 }
 
 fn raw_is_signed(raw: &[u8]) -> bool {
-    MessageParser::default().parse(raw).is_some_and(|m| {
+    parse_message(raw).is_some_and(|m| {
         m.content_type().is_some_and(|c| {
             c.ctype().eq_ignore_ascii_case("multipart")
                 && c.subtype()
@@ -265,7 +264,6 @@ pub fn attachment(raw: &[u8], id: &str) -> Option<(String, Vec<u8>)> {
     let mut chars = id.chars();
     let prefix = chars.next()?;
     let n: usize = chars.as_str().parse().ok()?;
-    let parser = MessageParser::default();
     let pick = |m: &Message<'_>| {
         m.attachments().nth(n).map(|part| {
             let name = part
@@ -276,11 +274,11 @@ pub fn attachment(raw: &[u8], id: &str) -> Option<(String, Vec<u8>)> {
         })
     };
     match prefix {
-        'o' => pick(&parser.parse(raw)?),
+        'o' => pick(&parse_message(raw)?),
         'p' => {
             let class = classify(raw);
             let original = class.postacert?;
-            pick(&parser.parse(&original[..])?)
+            pick(&parse_message(&original[..])?)
         }
         _ => None,
     }

@@ -39,6 +39,41 @@ use crate::store::StoreError;
 pub use session::{Ctx, Role};
 pub use ui::Lang;
 
+/// A request body as the panel parses it before any handler: an urlencoded form through
+/// the CSRF check and [`session::url_pairs`], a multipart one through [`upload::read`]
+/// (token `fuzz-token`, files up to 64 KiB). For the fuzz targets (`crate::fuzzing`).
+pub(crate) async fn parse_body(content_type: &str, body: Vec<u8>) {
+    use axum::extract::{FromRequest, Multipart, Request};
+    const CSRF: &str = "fuzz-token";
+    let _ = session::url_pairs(&body);
+    let Ok(req) = Request::builder()
+        .method("POST")
+        .uri("/")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(body))
+    else {
+        return;
+    };
+    if content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        let ctx = Ctx {
+            lang: Lang::It,
+            ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            sid: None,
+            role: Role::Anonymous,
+            csrf: CSRF.into(),
+            here: "/".into(),
+        };
+        if let Ok(multipart) = Multipart::from_request(req, &()).await {
+            let _ = upload::read(&ctx, multipart, 64 * 1024).await;
+        }
+    } else {
+        let _ = session::check_csrf(req, CSRF).await;
+    }
+}
+
 /// Largest urlencoded form accepted (everything except uploads).
 pub const FORM_LIMIT: usize = 256 * 1024;
 

@@ -375,7 +375,7 @@ pub async fn layer(State(panel): State<Arc<Panel>>, mut req: Request, next: Next
 /// Urlencoded forms are checked here (the body is buffered and handed on); multipart
 /// uploads carry the token as a field that `super::webmail::Upload` checks before
 /// anything else; no other body type is accepted.
-async fn check_csrf(req: Request, csrf: &str) -> Result<Request, Response> {
+pub(super) async fn check_csrf(req: Request, csrf: &str) -> Result<Request, Response> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

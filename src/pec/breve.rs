@@ -2,7 +2,7 @@
 //! keeps its MIME structure, and every attachment becomes a text/plain part holding the
 //! SHA-1 of the attachment as transmitted, named `<filename>.hash`.
 
-use mail_parser::{MessageParser, MimeHeaders, PartType};
+use mail_parser::{MimeHeaders, PartType};
 use ring::digest;
 
 use super::mime::{crlf_bytes, hex};
@@ -12,7 +12,7 @@ use super::mime::{crlf_bytes, hex};
 /// original whole, as the rules say.
 pub fn hash_attachments(original: &[u8]) -> Option<Vec<u8>> {
     let raw = crlf_bytes(original);
-    let message = MessageParser::default().parse(&raw[..])?;
+    let message = super::parse::parse_message(&raw[..])?;
     let root = message.parts.first()?;
     if is_opaque_smime(root) {
         return None;

@@ -4,7 +4,7 @@
 //! Only the top-level X- headers and the daticert.xml count (clients must never parse
 //! the human text); the signature is `crate::smime`'s business.
 
-use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 
 use super::daticert::{Daticert, Errore, Tipo, TipoRicevuta};
 use super::headers::{self, subject};
@@ -57,7 +57,7 @@ impl Classification {
 
 /// Classifies raw message bytes. Never fails: unparseable input is `Malformed`.
 pub fn classify(raw: &[u8]) -> Classification {
-    let Some(message) = MessageParser::default().parse(raw) else {
+    let Some(message) = super::parse::parse_message(raw) else {
         return Classification::new(Class::Malformed, "not an RFC 5322 message");
     };
     if message.headers().is_empty() {

@@ -9,4 +9,5 @@ pub mod kind;
 pub mod messages;
 pub mod mime;
 pub mod original;
+pub mod parse;
 pub mod timestamp;

@@ -159,6 +159,33 @@ async fn connection<A: Pop3Auth>(
     session.run(stream, shutdown).await;
 }
 
+/// One session over a stream that needs no handshake, run as a connection's is after
+/// TLS, until the client closes. For the fuzz targets (`crate::fuzzing`).
+pub(crate) async fn session_on_stream<A: Pop3Auth, S>(
+    stream: S,
+    peer: SocketAddr,
+    store: Store,
+    auth: Arc<A>,
+    limits: Pop3Limits,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let session = Session {
+        shared: Arc::new(Shared {
+            store,
+            auth,
+            limits,
+            locked: Locks::default(),
+        }),
+        peer,
+        user: None,
+        failures: 0,
+        maildrop: None,
+    };
+    let (_keep, shutdown) = watch::channel(false);
+    session.run(stream, shutdown).await;
+}
+
 /// A login's view of the INBOX, taken at login.
 struct Maildrop {
     address: String,

@@ -111,6 +111,29 @@ pub async fn serve<B: SmtpBackend>(
     info!(?role, "SMTP listener stopped");
 }
 
+/// One session over an accepted plain connection, run as [`serve`] runs it until the
+/// client closes; `tls_up` makes it behave as if TLS were negotiated (so AUTH and
+/// submission are reachable without a handshake). For the fuzz targets (`crate::fuzzing`).
+pub(crate) async fn session_on_plain<B: SmtpBackend>(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    role: Role,
+    tls: Arc<rustls::ServerConfig>,
+    limits: Limits,
+    backend: Arc<B>,
+    tls_up: bool,
+) {
+    let shared = Arc::new(Shared {
+        role,
+        hostname: "fuzz.example".into(),
+        acceptor: crate::tls::acceptor(tls),
+        limits,
+        backend,
+    });
+    let (_keep, shutdown) = watch::channel(false);
+    run_on(shared, MaybeTls::Plain(tcp), tls_up, peer, shutdown).await;
+}
+
 async fn refuse(tcp: TcpStream, reply: Reply) {
     let mut io: LineIo<Stream> = LineIo::new(MaybeTls::Plain(tcp), REFUSAL_TIMEOUT);
     io.queue(&reply.to_wire());
@@ -141,11 +164,23 @@ async fn run_session<B: SmtpBackend>(
     } else {
         MaybeTls::Plain(tcp)
     };
+    run_on(shared, stream, implicit_tls, peer, shutdown).await;
+}
+
+/// One session on a connected stream: `tls` tells whether TLS is already up.
+async fn run_on<B: SmtpBackend>(
+    shared: Arc<Shared<B>>,
+    stream: Stream,
+    tls: bool,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
+    let timeout = shared.limits.idle_timeout;
     let mut session = Session {
         info: SessionInfo {
             role: shared.role,
             peer,
-            tls: implicit_tls,
+            tls,
             helo: None,
             authenticated: None,
         },
