@@ -65,7 +65,11 @@ fn big_message() {
 }
 
 fn login_flood() {
-    let mut b = PecBox::new("Flood PEC", "pec.flood.test", "\n[limits]\naddress_failures = 1000");
+    let mut b = PecBox::new(
+        "Flood PEC",
+        "pec.flood.test",
+        "\n[limits]\naddress_failures = 1000",
+    );
     b.init();
     let alice = b.add_mailbox("alice");
     b.start();

@@ -75,25 +75,37 @@ pub fn store() -> Store {
     store.clone()
 }
 
+use pecbox::provider::auth::LoginError;
+
 /// Accepts any login as [`USER`], except the password `wrong`.
 pub struct AnyLogin;
 
-fn login(password: &str) -> Result<String, String> {
+fn login(password: &str) -> Result<String, LoginError> {
     if password == "wrong" {
-        Err("wrong password".into())
+        Err(LoginError::Rejected)
     } else {
         Ok(USER.into())
     }
 }
 
 impl pecbox::imap::ImapAuth for AnyLogin {
-    async fn authenticate(&self, _: SocketAddr, _: &str, password: &str) -> Result<String, String> {
+    async fn authenticate(
+        &self,
+        _: SocketAddr,
+        _: &str,
+        password: &str,
+    ) -> Result<String, LoginError> {
         login(password)
     }
 }
 
 impl pecbox::pop3::Pop3Auth for AnyLogin {
-    async fn authenticate(&self, _: SocketAddr, _: &str, password: &str) -> Result<String, String> {
+    async fn authenticate(
+        &self,
+        _: SocketAddr,
+        _: &str,
+        password: &str,
+    ) -> Result<String, LoginError> {
         login(password)
     }
 }

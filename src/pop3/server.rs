@@ -181,6 +181,7 @@ pub(crate) async fn session_on_stream<A: Pop3Auth, S>(
         user: None,
         failures: 0,
         maildrop: None,
+        sending: None,
     };
     let (_keep, shutdown) = watch::channel(false);
     session.run(stream, shutdown).await;

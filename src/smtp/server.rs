@@ -175,7 +175,10 @@ async fn run_on<B: SmtpBackend>(
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
 ) {
-    let timeout = shared.limits.idle_timeout;
+    let pre_auth = shared
+        .limits
+        .pre_auth_timeout
+        .min(shared.limits.idle_timeout);
     let mut session = Session {
         info: SessionInfo {
             role: shared.role,

@@ -454,8 +454,7 @@ pub async fn smtp_auth(
     assert!(reply(&mut s).await.starts_with("220"));
     s.get_mut().write_all(b"EHLO tester\r\n").await.unwrap();
     assert!(reply(&mut s).await.starts_with("250"));
-    let creds =
-        base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
     s.get_mut()
         .write_all(format!("AUTH PLAIN {creds}\r\n").as_bytes())
         .await
