@@ -135,7 +135,7 @@ impl SmtpBackend for ProviderSmtp {
                 let sender = session.authenticated.clone().unwrap_or_default();
                 let result = self
                     .blocking(move |p| {
-                        p.submit(&sender, &envelope.mail_from, &envelope.rcpt_to, &message)
+                        p.submit(&sender, &envelope.mail_from, &envelope.rcpt_to, message)
                     })
                     .await;
                 match result {

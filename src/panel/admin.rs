@@ -1431,7 +1431,12 @@ mod tests {
         let message = b"From: alice@pec.alfa.test\r\nTo: x@pec.altrove.test\r\nSubject: Prova\r\n\r\nTesto\r\n";
         let rcpt = vec!["x@pec.altrove.test".to_string()];
         let outcome = provider
-            .submit("alice@pec.alfa.test", "alice@pec.alfa.test", &rcpt, message)
+            .submit(
+                "alice@pec.alfa.test",
+                "alice@pec.alfa.test",
+                &rcpt,
+                message.to_vec(),
+            )
             .unwrap();
         let Submission::Accepted { identificativo } = outcome else {
             panic!("{outcome:?}")

@@ -1106,7 +1106,7 @@ async fn compose(State(panel): State<Arc<Panel>>, ctx: Ctx, multipart: Multipart
     let rcpts: Vec<String> = to.iter().chain(&cc).cloned().collect();
     let p = panel.provider.clone();
     let sender = address.clone();
-    let outcome = tokio::task::spawn_blocking(move || p.submit(&sender, &sender, &rcpts, &message))
+    let outcome = tokio::task::spawn_blocking(move || p.submit(&sender, &sender, &rcpts, message))
         .await
         .map_err(|e| PanelError::Internal(e.to_string()))??;
     match outcome {

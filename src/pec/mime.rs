@@ -85,6 +85,89 @@ impl Part {
         }
     }
 
+    /// `message/rfc822` like [`Part::rfc822`], taking the message's buffer: a 30 MB
+    /// original is not copied (unless its line ends need fixing).
+    pub fn rfc822_owned(name: &str, message: Vec<u8>) -> Self {
+        let mut part = Self::rfc822(name, b"");
+        let body = crlf_owned(message);
+        if !body.is_ascii() {
+            part.headers[2].1 = "8bit".into();
+        }
+        part.body = body;
+        part
+    }
+
+    fn header_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in &self.headers {
+            out.extend_from_slice(format_header(name, value).as_bytes());
+        }
+        out.extend_from_slice(CRLF.as_bytes());
+        out
+    }
+
+    /// The same bytes as `multipart(subtype, parts).to_bytes()`, built in the buffer of
+    /// the last part (the enclosed message): no copy of it. Also the range where that
+    /// last part's body sits in the result.
+    pub fn multipart_bytes_owned(
+        subtype: &str,
+        mut parts: Vec<Part>,
+    ) -> (Vec<u8>, std::ops::Range<usize>) {
+        let Some(last) = parts.pop() else {
+            return (Self::multipart(subtype, parts).to_bytes(), 0..0);
+        };
+        let heads: Vec<Vec<u8>> = parts.iter().map(Part::header_bytes).collect();
+        let last_head = last.header_bytes();
+        // the boundary of `multipart`, from the same bytes, without joining them
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        for (head, part) in heads.iter().zip(&parts) {
+            ctx.update(head);
+            ctx.update(&part.body);
+        }
+        ctx.update(&last_head);
+        ctx.update(&last.body);
+        let seed = ctx.finish();
+        let hex = hex(&seed.as_ref()[..12]);
+        let boundary = (0u32..)
+            .map(|n| format!("----=_pecbox_{hex}_{n}"))
+            .find(|b| {
+                let b = b.as_bytes();
+                let in_part = |head: &[u8], body: &[u8]| {
+                    // a match may straddle the head and the body
+                    let seam = head.len().saturating_sub(b.len());
+                    let mut joint = head[seam..].to_vec();
+                    joint.extend_from_slice(&body[..body.len().min(b.len())]);
+                    contains(head, b) || contains(body, b) || contains(&joint, b)
+                };
+                !heads.iter().zip(&parts).any(|(h, p)| in_part(h, &p.body))
+                    && !in_part(&last_head, &last.body)
+            })
+            .unwrap_or_default();
+        let mut header = Vec::new();
+        header.extend_from_slice(
+            format_header(
+                "Content-Type",
+                &format!("multipart/{subtype}; boundary=\"{boundary}\""),
+            )
+            .as_bytes(),
+        );
+        header.extend_from_slice(CRLF.as_bytes());
+        header.extend_from_slice(b"This is a multi-part message in MIME format.\r\n");
+        for (head, part) in heads.iter().zip(&parts) {
+            header.extend_from_slice(format!("{CRLF}--{boundary}{CRLF}").as_bytes());
+            header.extend_from_slice(head);
+            header.extend_from_slice(&part.body);
+        }
+        header.extend_from_slice(format!("{CRLF}--{boundary}{CRLF}").as_bytes());
+        header.extend_from_slice(&last_head);
+        let mut body = last.body;
+        let start = header.len();
+        let range = start..start + body.len();
+        body.splice(0..0, header);
+        body.extend_from_slice(format!("{CRLF}--{boundary}--{CRLF}").as_bytes());
+        (body, range)
+    }
+
     pub fn multipart(subtype: &str, parts: Vec<Part>) -> Self {
         let encoded: Vec<Vec<u8>> = parts.iter().map(Part::to_bytes).collect();
         let boundary = boundary_for(&encoded);
@@ -233,6 +316,20 @@ fn crlf_text(text: &str) -> String {
 }
 
 /// Normalises line ends to CRLF (bare LF and bare CR alike).
+/// [`crlf_bytes`] taking the buffer: unchanged (no copy) when its line ends are CRLF.
+pub fn crlf_owned(input: Vec<u8>) -> Vec<u8> {
+    let canonical = input.iter().enumerate().all(|(i, &b)| match b {
+        b'\r' => input.get(i + 1) == Some(&b'\n'),
+        b'\n' => i > 0 && input[i - 1] == b'\r',
+        _ => true,
+    });
+    if canonical {
+        input
+    } else {
+        crlf_bytes(&input)
+    }
+}
+
 pub fn crlf_bytes(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len() + input.len() / 32);
     let mut i = 0;

@@ -5,7 +5,6 @@ use mail_parser::{Address, HeaderName, HeaderValue, MessageParser};
 
 use super::daticert::{Daticert, Destinatario, Errore, Tipo, TipoDestinatario, TipoRicevuta};
 use super::headers;
-use super::mime::crlf_bytes;
 use super::timestamp::PecTime;
 
 /// What a PEC transaction certifies about the original message.
@@ -170,10 +169,20 @@ fn addresses(value: &HeaderValue<'_>) -> Vec<String> {
 /// identificativo and the client's kept as X-Riferimento-Message-ID (pec-rules §2.4).
 /// A client-supplied X-Riferimento-Message-ID is dropped: only the provider sets it.
 pub fn rewrite_message_id(raw: &[u8], identificativo: &str, client_msgid: Option<&str>) -> Vec<u8> {
-    let raw = crlf_bytes(raw);
+    rewrite_message_id_owned(raw.to_vec(), identificativo, client_msgid)
+}
+
+/// [`rewrite_message_id`] in the message's buffer, which it takes: only the header
+/// block is rewritten, the body is never copied.
+pub fn rewrite_message_id_owned(
+    raw: Vec<u8>,
+    identificativo: &str,
+    client_msgid: Option<&str>,
+) -> Vec<u8> {
+    let mut raw = crate::pec::mime::crlf_owned(raw);
     let header_end = find_header_end(&raw);
-    let (head, body) = raw.split_at(header_end);
-    let mut out = Vec::with_capacity(raw.len() + 128);
+    let head = &raw[..header_end];
+    let mut out = Vec::with_capacity(head.len() + 128);
     for field in header_fields(head) {
         let name = field_name(field);
         if name.eq_ignore_ascii_case("Message-ID")
@@ -190,8 +199,8 @@ pub fn rewrite_message_id(raw: &[u8], identificativo: &str, client_msgid: Option
     out.extend_from_slice(
         format!("{}: {reference}\r\n", headers::X_RIFERIMENTO_MESSAGE_ID).as_bytes(),
     );
-    out.extend_from_slice(body);
-    out
+    raw.splice(0..header_end, out);
+    raw
 }
 
 /// Offset of the blank line ending the header block (or the end, when there is none).

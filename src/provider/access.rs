@@ -5,7 +5,7 @@
 use super::writes::{by_domain, message_id_of, queue_entry, Msg, Write};
 use super::{unix_now, CoreError, Provider};
 use crate::pec::messages;
-use crate::pec::original::{rewrite_message_id, Certified, OriginalHeaders};
+use crate::pec::original::{rewrite_message_id_owned, Certified, OriginalHeaders};
 use crate::registro::{Event, EventKind};
 use crate::store::{TrackedRecipient, Transaction, INBOX, SENT};
 
@@ -91,11 +91,11 @@ impl Provider {
         sender: &str,
         mail_from: &str,
         rcpt_to: &[String],
-        message: &[u8],
+        message: Vec<u8>,
     ) -> Result<Submission, CoreError> {
         let time = self.now();
         let identificativo = self.new_id("msg")?;
-        let headers = OriginalHeaders::parse(message);
+        let headers = OriginalHeaders::parse(&message);
         let certified = headers
             .as_ref()
             .map(|h| h.certify(&identificativo, |a| self.recipient_tipo(a)))
@@ -127,18 +127,27 @@ impl Provider {
             }
         };
 
-        let original = rewrite_message_id(message, &identificativo, headers.message_id.as_deref());
+        // One buffer from DATA to the signed busta: the Message-ID rewritten, the busta
+        // built around the original, the signature wrapped around the busta, each in
+        // place; the Sent copy is the original's range inside it.
+        let original =
+            rewrite_message_id_owned(message, &identificativo, headers.message_id.as_deref());
         let accettazione =
             messages::accettazione(&self.gestore, &certified, &self.new_id("rcpt")?, time);
-        let busta = messages::busta_trasporto(
+        let (busta, enclosed) = messages::busta_trasporto_owned(
             &self.gestore,
             &certified,
-            &original,
+            original,
             headers.tipo_ricevuta,
             time,
         );
-        let busta = Msg::from(self.sign(&busta)?);
-        let original = Msg::from(original);
+        let (busta, offset) = self.sign_owned(busta)?;
+        let busta = std::sync::Arc::new(busta);
+        let original = Msg::Slice(
+            busta.clone(),
+            offset + enclosed.start..offset + enclosed.end,
+        );
+        let busta = Msg::Shared(busta);
 
         let accettazione_id = message_id_of(&accettazione);
         let accettazione = self.sign(&accettazione)?;

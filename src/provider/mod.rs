@@ -147,6 +147,19 @@ impl Provider {
         .map_err(|e| CoreError::Signing(e.to_string()))
     }
 
+    /// [`Provider::sign`] in the message's own buffer (no copy of a large entity);
+    /// also the entity's offset in the signed message.
+    pub fn sign_owned(&self, message: UnsignedMessage) -> Result<(Vec<u8>, usize), CoreError> {
+        let head = message.header_block();
+        crate::smime::build_signed_message_owned(
+            &self.identity.signer,
+            &head,
+            message.entity,
+            message.date.utc(),
+        )
+        .map_err(|e| CoreError::Signing(e.to_string()))
+    }
+
     pub fn is_local(&self, address: &str) -> bool {
         domain_of(address).is_some_and(|d| self.config.manages(d))
     }

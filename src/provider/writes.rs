@@ -12,6 +12,8 @@ use crate::store::{QueueEntry, QueuedRecipient, RecipientState, Transaction};
 pub(crate) enum Msg<'a> {
     Borrowed(&'a [u8]),
     Shared(std::sync::Arc<Vec<u8>>),
+    /// Part of a shared buffer: the original inside its signed busta.
+    Slice(std::sync::Arc<Vec<u8>>, std::ops::Range<usize>),
 }
 
 impl std::ops::Deref for Msg<'_> {
@@ -20,6 +22,7 @@ impl std::ops::Deref for Msg<'_> {
         match self {
             Msg::Borrowed(b) => b,
             Msg::Shared(v) => v,
+            Msg::Slice(v, range) => v.get(range.clone()).unwrap_or_default(),
         }
     }
 }

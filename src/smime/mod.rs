@@ -18,7 +18,9 @@ pub use certs::{
 };
 pub use chain::ChainStatus;
 pub use error::{IntegrityError, SmimeError};
-pub use multipart::{build_signed_message, canonicalize_crlf, split_signed, SignedParts};
+pub use multipart::{
+    build_signed_message, build_signed_message_owned, canonicalize_crlf, split_signed, SignedParts,
+};
 pub use signer::Signer;
 pub use verify::{verify_detached, verify_message, SignerSummary, Verification, VerifyOptions};
 pub use x509::{pem_certificates, DigestAlg};

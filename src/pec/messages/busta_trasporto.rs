@@ -1,7 +1,7 @@
 //! Busta di trasporto (pec-rules §3 #4, §2.3): the signed envelope that carries the
 //! original, unchanged but for the Message-ID rewrite, to every recipient.
 
-use super::{entity, recipient_lines, Gestore, Text, UnsignedMessage};
+use super::{entity_enclosing, recipient_lines, Gestore, Text, UnsignedMessage};
 use crate::pec::daticert::{Tipo, TipoRicevuta};
 use crate::pec::headers::{
     per_conto_di, subject, TRASPORTO_POSTA_CERTIFICATA, X_RIFERIMENTO_MESSAGE_ID, X_TIPO_RICEVUTA,
@@ -24,7 +24,19 @@ pub fn busta_trasporto(
     requested: Option<TipoRicevuta>,
     date: PecTime,
 ) -> UnsignedMessage {
-    let original = mime::crlf_bytes(original);
+    busta_trasporto_owned(gestore, certified, original.to_vec(), requested, date).0
+}
+
+/// [`busta_trasporto`] built in the original's buffer, which it takes: a 30 MB
+/// original is never copied. Also where the original sits in the entity.
+pub fn busta_trasporto_owned(
+    gestore: &Gestore,
+    certified: &Certified,
+    original: Vec<u8>,
+    requested: Option<TipoRicevuta>,
+    date: PecTime,
+) -> (UnsignedMessage, std::ops::Range<usize>) {
+    let original = mime::crlf_owned(original);
     let mut headers = envelope_headers(
         &original,
         &certified.mittente,
@@ -60,12 +72,14 @@ pub fn busta_trasporto(
         .para(super::id_line(certified));
     let mut daticert = certified.daticert(Tipo::PostaCertificata, &gestore.name, date);
     daticert.ricevuta = Some(requested.unwrap_or_default());
-    UnsignedMessage {
+    let (entity, enclosed) = entity_enclosing(&text, Some(&daticert), original);
+    let busta = UnsignedMessage {
         kind: MessageKind::BustaTrasporto,
         headers,
-        entity: entity(&text, Some(&daticert), Some(&original)),
+        entity,
         date,
-    }
+    };
+    (busta, enclosed)
 }
 
 /// The header set shared by both buste: kept originals, Date, Subject with the prefix,

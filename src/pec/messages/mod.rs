@@ -14,7 +14,7 @@ mod tempo_massimo;
 pub use accettazione::accettazione;
 pub use avvenuta_consegna::{avvenuta_consegna, tipo_ricevuta_for};
 pub use busta_anomalia::busta_anomalia;
-pub use busta_trasporto::busta_trasporto;
+pub use busta_trasporto::{busta_trasporto, busta_trasporto_owned};
 pub use mancata_consegna::{mancata_consegna, mancata_consegna_virus};
 pub use non_accettazione::{non_accettazione, non_accettazione_virus};
 pub use presa_in_carico::presa_in_carico;
@@ -128,6 +128,21 @@ impl Text {
 }
 
 /// The common frame: text (+ html), daticert.xml, and optionally the attached message.
+/// [`entity`] with an attached message, built in that message's buffer (no copy of
+/// it); also where the message sits in the entity.
+fn entity_enclosing(
+    text: &Text,
+    daticert: Option<&Daticert>,
+    attached: Vec<u8>,
+) -> (Vec<u8>, std::ops::Range<usize>) {
+    let mut parts = vec![text.part()];
+    if let Some(d) = daticert {
+        parts.push(Part::daticert(&d.to_xml()));
+    }
+    parts.push(Part::rfc822_owned("postacert.eml", attached));
+    Part::multipart_bytes_owned("mixed", parts)
+}
+
 fn entity(text: &Text, daticert: Option<&Daticert>, attached: Option<&[u8]>) -> Vec<u8> {
     let mut parts = vec![text.part()];
     if let Some(d) = daticert {
@@ -194,4 +209,25 @@ fn recipient_lines(certified: &Certified) -> String {
 
 fn id_line(certified: &Certified) -> String {
     format!("Identificativo messaggio: {}", certified.identificativo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entity_built_in_place_is_the_same_bytes() {
+        let text = Text::new("Messaggio di posta certificata").para("Il messaggio.");
+        let original = b"From: a@b\r\nTo: c@d\r\nSubject: x\r\n\r\nbody\r\n".to_vec();
+        let (owned, range) = entity_enclosing(&text, None, original.clone());
+        assert_eq!(owned, entity(&text, None, Some(&original)));
+        assert_eq!(&owned[range], &original[..]);
+        let lf = b"From: a@b\nSubject: x\n\nbody\n".to_vec();
+        let (owned, _) = entity_enclosing(&text, None, lf.clone());
+        assert_eq!(
+            owned,
+            entity(&text, None, Some(&lf)),
+            "line ends fixed alike"
+        );
+    }
 }
