@@ -58,9 +58,10 @@ impl Provider {
             } else {
                 EventKind::ConsegnaEmessa
             };
-            let signed = Msg::from(self.sign(&receipt)?);
+            let code = receipt.kind.code();
+            let signed = Msg::from(self.sign_owned(receipt)?.0);
             writes.push(Write::Log(
-                Event::new(kind, receipt.kind.code())
+                Event::new(kind, code)
                     .identificativo(&certified.identificativo)
                     .original_message_id(certified.msgid.as_deref())
                     .message_id(receipt_id)

@@ -172,7 +172,7 @@ pub fn verify_message(raw: &[u8], opts: &VerifyOptions) -> Result<Verification, 
         first.integrity,
         Err(IntegrityError::DigestMismatch | IntegrityError::BadSignature)
     );
-    if mismatch && parts.raw_content != parts.content {
+    if mismatch && parts.raw_content != &parts.content[..] {
         let second = cms.evaluate(&parts.raw_content, opts);
         if second.integrity.is_ok() {
             return Ok(second);

@@ -221,37 +221,64 @@ fn split_enhanced(code: u16, text: &str) -> Option<(String, &str)> {
 }
 
 /// Dot-stuff and CRLF-normalize `message`, then append the end-of-data marker.
+#[cfg(test)]
 fn encode_data(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 50 + 8);
-    let mut at_line_start = true;
-    let mut i = 0;
-    while i < message.len() {
-        let b = message[i];
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        match b {
-            b'\r' if message.get(i + 1) == Some(&b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                i += 1;
-                at_line_start = true;
-            }
-            b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                at_line_start = true;
-            }
-            _ => {
-                out.push(b);
-                at_line_start = false;
-            }
-        }
-        i += 1;
-    }
-    if !at_line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
+    let mut out = Vec::new();
+    let mut encoder = DataEncoder::default();
+    while !encoder.next_chunk(message, &mut out, usize::MAX) {}
     out
+}
+
+/// The DATA encoding a piece at a time, so a 30 MB message never has a 30 MB twin.
+struct DataEncoder {
+    pos: usize,
+    at_line_start: bool,
+}
+
+impl Default for DataEncoder {
+    fn default() -> Self {
+        Self {
+            pos: 0,
+            at_line_start: true,
+        }
+    }
+}
+
+impl DataEncoder {
+    /// Appends encoded bytes to `out` until it holds `budget`; true once the
+    /// end-of-data marker is out.
+    fn next_chunk(&mut self, message: &[u8], out: &mut Vec<u8>, budget: usize) -> bool {
+        while self.pos < message.len() && out.len() < budget {
+            let b = message[self.pos];
+            if self.at_line_start && b == b'.' {
+                out.push(b'.');
+            }
+            match b {
+                b'\r' if message.get(self.pos + 1) == Some(&b'\n') => {
+                    out.extend_from_slice(b"\r\n");
+                    self.pos += 1;
+                    self.at_line_start = true;
+                }
+                b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    self.at_line_start = true;
+                }
+                _ => {
+                    out.push(b);
+                    self.at_line_start = false;
+                }
+            }
+            self.pos += 1;
+        }
+        if self.pos < message.len() {
+            return false;
+        }
+        if !self.at_line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        true
+    }
 }
 
 /// Send one message to `target`. `server_name` is the host name the certificate
@@ -397,11 +424,17 @@ async fn transaction(
     let r = c.command("DATA").await?;
     let final_reply = if r.code == 354 {
         c.io.timeout = c.timeouts.data_block;
-        let data = encode_data(message);
-        for chunk in data.chunks(64 * 1024) {
-            c.io.write_now(chunk)
+        let mut encoder = DataEncoder::default();
+        let mut chunk = Vec::with_capacity(66 * 1024);
+        loop {
+            chunk.clear();
+            let done = encoder.next_chunk(message, &mut chunk, 64 * 1024);
+            c.io.write_now(&chunk)
                 .await
                 .map_err(|e| SendError::transient(format!("sending message: {e}")))?;
+            if done {
+                break;
+            }
         }
         let t = c.timeouts.data_end;
         c.reply(t).await?

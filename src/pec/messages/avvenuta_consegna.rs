@@ -2,7 +2,7 @@
 //! busta is stored in the mailbox. Completa carries the original, breve the original
 //! with attachments replaced by hashes, sintetica only text and daticert.
 
-use super::{entity, id_line, receipt_headers, Gestore, Text, UnsignedMessage};
+use super::{entity, entity_enclosing, id_line, receipt_headers, Gestore, Text, UnsignedMessage};
 use crate::pec::breve;
 use crate::pec::daticert::{Tipo, TipoRicevuta};
 use crate::pec::headers::{subject, X_RICEVUTA};
@@ -65,7 +65,11 @@ pub fn avvenuta_consegna(
             date,
             &[(X_RICEVUTA, "avvenuta-consegna")],
         ),
-        entity: entity(&text, Some(&daticert), attached.as_deref()),
+        entity: match attached {
+            // built in the copy's own buffer: no further copies of a large original
+            Some(a) => entity_enclosing(&text, Some(&daticert), a).0,
+            None => entity(&text, Some(&daticert), None),
+        },
         date,
     }
 }
