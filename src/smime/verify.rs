@@ -173,7 +173,7 @@ pub fn verify_message(raw: &[u8], opts: &VerifyOptions) -> Result<Verification, 
         Err(IntegrityError::DigestMismatch | IntegrityError::BadSignature)
     );
     if mismatch && parts.raw_content != &parts.content[..] {
-        let second = cms.evaluate(&parts.raw_content, opts);
+        let second = cms.evaluate(parts.raw_content, opts);
         if second.integrity.is_ok() {
             return Ok(second);
         }
