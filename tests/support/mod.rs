@@ -26,6 +26,91 @@ pub struct PecBox {
     child: Option<Child>,
     stdout: Option<std::sync::mpsc::Receiver<String>>,
     extra: String,
+    memory: Option<MemoryCage>,
+}
+
+/// The memory a daemon may use in the tests, as the appliance's unit would bound it:
+/// `PECBOX_TEST_MEMORY_MAX` (bytes, or with K/M/G), default 256M, `off` for none.
+const DEFAULT_TEST_MEMORY_MAX: &str = "256M";
+
+/// A memory cgroup (v1 here, v2 where that is what is mounted) holding one daemon,
+/// so a test fails when the daemon would be killed on a small box.
+pub struct MemoryCage {
+    dir: PathBuf,
+    limit: u64,
+}
+
+impl MemoryCage {
+    fn limit_from_env() -> Option<u64> {
+        let text = std::env::var("PECBOX_TEST_MEMORY_MAX")
+            .unwrap_or_else(|_| DEFAULT_TEST_MEMORY_MAX.into());
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("off") {
+            return None;
+        }
+        let (num, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
+        let n: u64 = num.parse().ok()?;
+        Some(match unit.to_ascii_uppercase().as_str() {
+            "" => n,
+            "K" => n << 10,
+            "M" => n << 20,
+            "G" => n << 30,
+            _ => return None,
+        })
+    }
+
+    /// Puts `pid` in a fresh cgroup limited to the configured bytes; None (with a note
+    /// on stderr) where this machine gives no writable memory controller.
+    fn enclose(pid: u32, name: &str) -> Option<Self> {
+        let limit = Self::limit_from_env()?;
+        let tag = format!("pecbox-test-{}-{pid}", name.replace(' ', "-"));
+        let v1 = Path::new("/sys/fs/cgroup/memory");
+        let v2 = Path::new("/sys/fs/cgroup");
+        let (dir, limit_file) = if v1.join("memory.limit_in_bytes").exists() {
+            (v1.join(&tag), "memory.limit_in_bytes")
+        } else if v2.join("cgroup.controllers").exists() {
+            (v2.join(&tag), "memory.max")
+        } else {
+            eprintln!("note: no memory cgroup here; {name} runs without a memory bound");
+            return None;
+        };
+        let made = std::fs::create_dir(&dir)
+            .and_then(|_| std::fs::write(dir.join(limit_file), limit.to_string()))
+            .and_then(|_| std::fs::write(dir.join("cgroup.procs"), pid.to_string()));
+        if let Err(e) = made {
+            eprintln!(
+                "note: cannot bound {name}'s memory ({}): {e}",
+                dir.display()
+            );
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        Some(Self { dir, limit })
+    }
+
+    /// How many times the kernel killed a process of the cage for lack of memory.
+    fn oom_kills(&self) -> u64 {
+        let v1 = std::fs::read_to_string(self.dir.join("memory.oom_control"));
+        let v2 = std::fs::read_to_string(self.dir.join("memory.events"));
+        v1.or(v2)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for MemoryCage {
+    fn drop(&mut self) {
+        // the daemon is gone by now; an empty cgroup can be removed
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Ports from a per-process sequence (tests of one binary run in parallel threads and
@@ -77,6 +162,7 @@ impl PecBox {
             child: None,
             stdout: None,
             extra: extra.to_string(),
+            memory: None,
         };
         b.write_config(&[]);
         b
@@ -216,6 +302,7 @@ impl PecBox {
                 }
             }
         }
+        self.memory = MemoryCage::enclose(child.id(), &self.name);
         self.child = Some(child);
         self.stdout = Some(rx);
     }
@@ -243,8 +330,23 @@ impl PecBox {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
+    /// Panics if the kernel killed the daemon for want of memory.
+    fn check_memory(&mut self) {
+        if let Some(cage) = self.memory.take() {
+            let kills = cage.oom_kills();
+            assert_eq!(
+                kills,
+                0,
+                "{} was killed for lack of memory under a {} MB bound",
+                self.name,
+                cage.limit >> 20
+            );
+        }
+    }
+
     /// SIGTERM and wait: returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
+        self.check_memory_alive();
         let mut child = self.child.take()?;
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -263,9 +365,20 @@ impl PecBox {
     }
 
     pub fn kill9(&mut self) {
+        self.check_memory_alive();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        self.memory = None;
+    }
+
+    fn check_memory_alive(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        if self.memory.as_ref().is_some_and(|c| c.oom_kills() > 0) {
+            self.check_memory();
         }
     }
 
