@@ -25,20 +25,32 @@ impl Provider {
         &self,
         busta: &'a [u8],
         class: &Classification,
+        postacert: Option<Vec<u8>>,
         certified: &Certified,
         mail_from: &str,
         rcpt_to: &[String],
         writes: &mut Vec<Write<'a>>,
     ) -> Result<(), CoreError> {
-        let original = class.postacert.as_deref().unwrap_or_default();
-        let original_headers = OriginalHeaders::parse(original).unwrap_or_default();
+        let mut postacert = postacert.unwrap_or_default();
+        let original_headers = OriginalHeaders::parse(&postacert).unwrap_or_default();
         let requested = class
             .daticert
             .as_ref()
             .and_then(|d| d.ricevuta)
             .or(original_headers.tipo_ricevuta);
+        let tipo_for = |rcpt: &str| tipo_ricevuta_for(requested, original_headers.is_primary(rcpt));
+        // Receipts that still need the original after this one: the last one that does
+        // is built in the postacert's own buffer instead of a copy.
+        let mut later_needs = rcpt_to
+            .iter()
+            .filter(|r| tipo_for(r) != TipoRicevuta::Sintetica)
+            .count();
         let mut receipts: Vec<(String, Msg<'a>)> = Vec::new();
         for rcpt in rcpt_to {
+            let tipo = tipo_for(rcpt);
+            if tipo != TipoRicevuta::Sintetica {
+                later_needs -= 1;
+            }
             let time = self.now();
             let receipt = match self.undeliverable(rcpt, busta.len() as u64)? {
                 None => {
@@ -47,8 +59,14 @@ impl Provider {
                         folder: INBOX.into(),
                         message: busta.into(),
                     });
-                    let tipo = tipo_ricevuta_for(requested, original_headers.is_primary(rcpt));
-                    self.consegna(certified, rcpt, tipo, original, time)?
+                    let owned = match tipo {
+                        TipoRicevuta::Completa if later_needs == 0 => {
+                            std::mem::take(&mut postacert)
+                        }
+                        TipoRicevuta::Completa => postacert.clone(),
+                        _ => Vec::new(),
+                    };
+                    self.consegna(certified, rcpt, tipo, &postacert, owned, time)?
                 }
                 Some(why) => self.mancata_consegna(certified, rcpt, why, time)?,
             };
@@ -113,14 +131,16 @@ impl Provider {
         rcpt: &str,
         tipo: TipoRicevuta,
         original: &[u8],
+        owned: Vec<u8>,
         time: PecTime,
     ) -> Result<messages::UnsignedMessage, CoreError> {
-        Ok(messages::avvenuta_consegna(
+        Ok(messages::avvenuta_consegna_owned(
             &self.gestore,
             certified,
             rcpt,
             tipo,
             original,
+            owned,
             &self.new_id("rcpt")?,
             time,
         ))

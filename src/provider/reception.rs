@@ -98,12 +98,21 @@ impl Provider {
         message: &[u8],
     ) -> Result<Inbound, CoreError> {
         let origin = self.origin(message);
-        let class = classify(message);
+        let mut class = classify(message);
+        // the original's copy goes on to become the completa: taken, never copied again
+        let postacert = class.postacert.take();
         let mut writes = vec![Write::Claim(dedupe_key(mail_from, rcpt_to, message))];
         let outcome = match (&origin, &class.class) {
-            (Origin::Provider(entry), Class::Pec(MessageKind::BustaTrasporto)) => {
-                self.busta_received(entry, mail_from, rcpt_to, message, &class, &mut writes)?
-            }
+            (Origin::Provider(entry), Class::Pec(MessageKind::BustaTrasporto)) => self
+                .busta_received(
+                    entry,
+                    mail_from,
+                    rcpt_to,
+                    message,
+                    &class,
+                    postacert,
+                    &mut writes,
+                )?,
             (Origin::Provider(_), Class::Pec(MessageKind::BustaAnomalia)) => {
                 self.deliver_unchanged(rcpt_to, message, &mut writes)?
             }
@@ -154,6 +163,7 @@ impl Provider {
         rcpt_to: &[String],
         busta: &'a [u8],
         class: &Classification,
+        postacert: Option<Vec<u8>>,
         writes: &mut Vec<Write<'a>>,
     ) -> Result<Inbound, CoreError> {
         let Some(daticert) = class.daticert.as_ref() else {
@@ -206,7 +216,9 @@ impl Provider {
                 message: presa.clone(),
             });
         }
-        self.deliver_busta(busta, class, &certified, mail_from, rcpt_to, writes)?;
+        self.deliver_busta(
+            busta, class, postacert, &certified, mail_from, rcpt_to, writes,
+        )?;
         tracing::info!(
             identificativo = %certified.identificativo,
             from = %entry.name,

@@ -29,6 +29,29 @@ pub fn avvenuta_consegna(
     message_id: &str,
     date: PecTime,
 ) -> UnsignedMessage {
+    let owned = match tipo {
+        TipoRicevuta::Completa => original.to_vec(),
+        _ => Vec::new(),
+    };
+    avvenuta_consegna_owned(
+        gestore, certified, recipient, tipo, original, owned, message_id, date,
+    )
+}
+
+/// [`avvenuta_consegna`] where a completa is built in `owned`, a copy of `original`
+/// the caller hands over (for its last recipient, the postacert.eml itself): no
+/// further copy of a large original. `owned` is unused for breve and sintetica.
+#[allow(clippy::too_many_arguments)]
+pub fn avvenuta_consegna_owned(
+    gestore: &Gestore,
+    certified: &Certified,
+    recipient: &str,
+    tipo: TipoRicevuta,
+    original: &[u8],
+    owned: Vec<u8>,
+    message_id: &str,
+    date: PecTime,
+) -> UnsignedMessage {
     let title = match tipo {
         TipoRicevuta::Completa => "Ricevuta di avvenuta consegna",
         TipoRicevuta::Breve => "Ricevuta breve di avvenuta consegna",
@@ -44,7 +67,7 @@ pub fn avvenuta_consegna(
         ))
         .para(id_line(certified));
     let attached = match tipo {
-        TipoRicevuta::Completa => Some(original.to_vec()),
+        TipoRicevuta::Completa => Some(owned),
         TipoRicevuta::Breve => {
             text = text.para("Gli allegati del messaggio originale sono sostituiti dalla loro impronta SHA-1 (file .hash).");
             Some(breve::hash_attachments(original).unwrap_or_else(|| original.to_vec()))

@@ -12,7 +12,7 @@ mod rilevazione_virus;
 mod tempo_massimo;
 
 pub use accettazione::accettazione;
-pub use avvenuta_consegna::{avvenuta_consegna, tipo_ricevuta_for};
+pub use avvenuta_consegna::{avvenuta_consegna, avvenuta_consegna_owned, tipo_ricevuta_for};
 pub use busta_anomalia::busta_anomalia;
 pub use busta_trasporto::{busta_trasporto, busta_trasporto_owned};
 pub use mancata_consegna::{mancata_consegna, mancata_consegna_virus};
