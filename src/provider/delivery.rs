@@ -21,6 +21,7 @@ enum Undeliverable {
 }
 
 impl Provider {
+    #[allow(clippy::too_many_arguments)] // the step's inputs, each used once
     pub(crate) fn deliver_busta<'a>(
         &self,
         busta: &'a [u8],
