@@ -533,6 +533,24 @@ fn from_table(table: toml::Table, origin: &str) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// A path as pages and `pecbox config show` print it: absolute, its folder without
+/// `..` or symbolic links when that folder exists.
+pub fn display_path(path: &Path) -> PathBuf {
+    let canonical = path
+        .parent()
+        .and_then(|dir| {
+            std::fs::canonicalize(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            })
+            .ok()
+        })
+        .zip(path.file_name())
+        .map(|(dir, name)| dir.join(name));
+    canonical.unwrap_or_else(|| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
 /// Whether two paths name one file (both must exist).
 fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;

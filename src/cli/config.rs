@@ -40,10 +40,7 @@ impl Origins<'_> {
 }
 
 fn absolute(path: &Path) -> String {
-    std::path::absolute(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .display()
-        .to_string()
+    crate::config::display_path(path).display().to_string()
 }
 
 /// A key as TOML writes it: bare when it can be.
@@ -102,7 +99,10 @@ pub fn show(config: &Config) -> String {
     }
     let base = match config.source.as_deref().and_then(Path::parent) {
         Some(dir) => absolute(dir),
-        None => format!("the current folder ({})", absolute(Path::new("."))),
+        None => format!(
+            "the current folder ({})",
+            std::env::current_dir().unwrap_or_default().display()
+        ),
     };
     out.push_str(&format!("# relative paths resolve against {base}\n"));
     section(
@@ -214,7 +214,7 @@ mod tests {
              [delivery]\nroutes = { \"pec.a.test\" = \"a:25\" }\n",
         )
         .unwrap();
-        let over = dir.path().join("etc/../data/pecbox.toml");
+        let over = dir.path().join("data/pecbox.toml");
         std::fs::write(
             &over,
             "[provider]\nname = \"Sovrascritto\"\n[listen]\nsmtp = \"\"\n\

@@ -195,7 +195,7 @@ async fn dashboard(State(panel): State<Arc<Panel>>, ctx: Ctx) -> PanelResult {
                     tr { th { (ctx.t("Configurazione", "Configuration")) } td.mono.break {
                         (config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| ctx.t("predefinita (demo)", "built-in (demo)").to_string()))
                         @if let Some((path, _)) = &config.layers.overrides {
-                            br; "+ " (path.display())
+                            br; "+ " (crate::config::display_path(path).display())
                         }
                     } }
                 }
@@ -1147,8 +1147,7 @@ async fn log(
 fn settings_form(panel: &Panel, ctx: &Ctx, s: &Settings, saved: &SavedState) -> Response {
     let config = &panel.provider.config;
     let factory = &config.layers.factory_origin;
-    let target = config.override_path();
-    let target = std::path::absolute(&target).unwrap_or(target);
+    let target = crate::config::display_path(&config.override_path());
     let body = html! {
         (ui::heading(ctx.t("Impostazioni", "Settings"), Some(&format!("{} {}", ctx.t("Salvate in", "Saved to"), target.display())), ui::empty()))
         @if let Some(e) = &saved.error {

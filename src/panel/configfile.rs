@@ -167,8 +167,9 @@ pub fn saved(running: &Config) -> Result<Config, ConfigFileError> {
 /// The header of an override the panel creates.
 fn header(config: &Config) -> String {
     format!(
-        "# Settings saved by the pecbox web panel. They override the factory configuration\n\
-         # ({}) key by key and live on the data partition, so an update keeps them.\n\
+        "# Settings saved by the pecbox web panel, on the data partition (an update keeps\n\
+         # them). They override the factory configuration key by key:\n\
+         #   {}\n\
          # `pecbox config show` prints the configuration in effect, value by value.\n\n",
         config.layers.factory_origin
     )
@@ -203,8 +204,7 @@ fn has_comment(decor: &toml_edit::Decor) -> bool {
 /// Writes `s` into the override of `running`'s configuration (see the module's text):
 /// checked, atomic, comments kept; the factory file is never touched.
 pub fn save(running: &Config, s: &Settings) -> Result<Saved, ConfigFileError> {
-    let path = running.override_path();
-    let path = std::path::absolute(&path).unwrap_or(path);
+    let path = crate::config::display_path(&running.override_path());
     if running.override_is_factory() {
         return Err(ConfigFileError::SameFile(path));
     }
@@ -219,6 +219,15 @@ pub fn save(running: &Config, s: &Settings) -> Result<Saved, ConfigFileError> {
         .map_err(|e: toml_edit::TomlError| syntax(e.message().to_string()))?;
     let old_table: toml::Table =
         toml::from_str(old).map_err(|e| syntax(e.message().to_string()))?;
+    // A file of comments only keeps them as the document's trailing text, which would
+    // end up below the tables added now: they stay on top instead.
+    let leading = if doc.as_table().is_empty() {
+        let text = doc.trailing().as_str().unwrap_or_default().to_string();
+        doc.set_trailing("");
+        text
+    } else {
+        String::new()
+    };
     let defaults = Config::builtin_defaults();
     for (table, key, wanted) in s.keys() {
         let factory = lookup(&running.layers.factory, table, key)
@@ -263,7 +272,14 @@ pub fn save(running: &Config, s: &Settings) -> Result<Saved, ConfigFileError> {
         doc.remove(&key);
     }
     let mut text = doc.to_string();
-    if old_text.is_none() && !text.trim().is_empty() {
+    if !leading.is_empty() {
+        let sep = if leading.ends_with('\n') || text.is_empty() {
+            ""
+        } else {
+            "\n"
+        };
+        text = format!("{leading}{sep}{text}");
+    } else if old_text.is_none() && !text.trim().is_empty() {
         text = format!("{}{}", header(running), text.trim_start());
     }
     if old_text.as_deref().unwrap_or("") == text {
@@ -353,7 +369,7 @@ mod tests {
         let Saved::Written { path, config: next } = save(&config, &s).unwrap() else {
             panic!("written")
         };
-        assert_eq!(path, config.override_path());
+        assert_eq!(path, dir.path().join("data/pecbox.toml"));
         assert_eq!(
             std::fs::read_to_string(&file).unwrap(),
             FACTORY,
@@ -400,6 +416,24 @@ mod tests {
             Saved::Unchanged { .. }
         ));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), FACTORY);
+    }
+
+    #[test]
+    fn comments_of_an_override_without_keys_stay_on_top() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = factory(dir.path());
+        let over = dir.path().join("data/pecbox.toml");
+        std::fs::write(&over, "# mine\n# too\n").unwrap();
+        let config = Config::load(&file).unwrap();
+        let mut s = Settings::of(&config);
+        s.retention_months = 40;
+        save(&config, &s).unwrap();
+        let text = std::fs::read_to_string(&over).unwrap();
+        assert_eq!(text, "# mine\n# too\n[retention]\nmonths = 40\n");
+        assert!(matches!(
+            save(&config, &s).unwrap(),
+            Saved::Unchanged { .. }
+        ));
     }
 
     #[test]

@@ -423,8 +423,7 @@ fn identity_changed(running: &crate::config::Config, d: &Draft) -> bool {
 
 /// Where the panel's settings go, as an absolute path for the pages.
 fn override_path(config: &crate::config::Config) -> std::path::PathBuf {
-    let path = config.override_path();
-    std::path::absolute(&path).unwrap_or(path)
+    crate::config::display_path(&config.override_path())
 }
 
 fn pending_path(config: &crate::config::Config) -> std::path::PathBuf {
