@@ -324,7 +324,7 @@ impl Config {
             // The factory file is itself <data_dir>/pecbox.toml: one layer only.
             return Ok(self);
         }
-        let path = self.override_path();
+        let path = display_path(&self.override_path());
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(self),
@@ -480,11 +480,14 @@ pub fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError>
         let line = e
             .span()
             .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        // One line, as every error of pecbox.
+        let message: Vec<&str> = e.message().lines().map(str::trim).collect();
+        let message = message.join("; ");
         ConfigError::Parse {
             path: origin.to_string(),
             message: match line {
-                Some(line) => format!("line {line}: {}", e.message().trim_end()),
-                None => e.message().trim_end().to_string(),
+                Some(line) => format!("line {line}: {message}"),
+                None => message,
             },
         }
     })
@@ -610,8 +613,7 @@ mod tests {
             format!("[provider]\nname = 'Fabbrica'\ndomains = ['pec.a.test', 'pec.b.test']\nhostname = 'mx.a.test'\n[storage]\ndata_dir = '../data'\n{factory}"),
         )
         .unwrap();
-        // As the factory names it: `<tmp>/etc/../data/pecbox.toml`.
-        let path = dir.path().join("etc/../data").join(OVERRIDE_FILE);
+        let path = dir.path().join("data").join(OVERRIDE_FILE);
         if let Some(text) = over {
             std::fs::write(&path, text).unwrap();
         }
@@ -723,7 +725,12 @@ mod tests {
     fn without_an_override_the_factory_stands_alone() {
         let (_dir, file, over) = layers("", None);
         let c = Config::load(&file).unwrap();
-        assert!(c.layers.overrides.is_none() && c.override_path() == over);
+        assert!(c.layers.overrides.is_none());
+        assert_eq!(
+            c.override_path(),
+            file.parent().unwrap().join("../data/pecbox.toml")
+        );
+        assert_eq!(display_path(&c.override_path()), over);
         assert_eq!(c.provider.name, "Fabbrica");
         // A factory file that is itself <data_dir>/pecbox.toml is one layer, not two.
         let dir = tempfile::tempdir().unwrap();

@@ -94,6 +94,24 @@ fn the_override_wins_and_the_panel_writes_only_it() {
     shown(&alfa, "months = 36", &from(&over));
     shown(&alfa, "name = \"Alfa PEC (override)\"", &from(&over));
     assert_eq!(alfa.stop(), Some(0));
+
+    // A broken override stops every command with one line naming it.
+    let saved = std::fs::read_to_string(&over).unwrap();
+    for (text, says) in [
+        (format!("{saved}\n[listen\n"), "line "),
+        ("[storage]\ndata_dir = \"/tmp\"\n".to_string(), "data_dir"),
+    ] {
+        std::fs::write(&over, text).unwrap();
+        for args in [&["index", "self"][..], &["config", "show"], &["run"]] {
+            let out = alfa.cmd().args(args).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?} with a broken override");
+            assert!(
+                err.starts_with(&format!("pecbox: {}: ", over.display())) && err.contains(says),
+                "{args:?}: {err}"
+            );
+        }
+    }
 }
 
 /// Runs the box's commands in a mount namespace where the factory folder is a
