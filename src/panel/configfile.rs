@@ -204,6 +204,12 @@ fn has_comment(decor: &toml_edit::Decor) -> bool {
 /// Writes `s` into the override of `running`'s configuration (see the module's text):
 /// checked, atomic, comments kept; the factory file is never touched.
 pub fn save(running: &Config, s: &Settings) -> Result<Saved, ConfigFileError> {
+    // One save at a time: each reads the file, edits it and replaces it (and
+    // files::write_atomic's temporary name is per process).
+    static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = SAVING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let path = crate::config::display_path(&running.override_path());
     if running.override_is_factory() {
         return Err(ConfigFileError::SameFile(path));
