@@ -13,7 +13,8 @@ use pecbox::store::OrdinaryMailPolicy;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Configuration file (default: $PECBOX_CONFIG, /etc/pecbox/pecbox.toml, or the demo).
+    /// Factory configuration file (default: $PECBOX_CONFIG, /etc/pecbox/pecbox.toml, or
+    /// the demo); <data_dir>/pecbox.toml, when it exists, overrides it key by key.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -53,6 +54,15 @@ enum Command {
     /// Signed A/B system updates through RAUC (docs/updates.md).
     #[command(subcommand)]
     Update(pecbox::cli::update::UpdateCommand),
+    /// The configuration: factory layer and the panel's override below data_dir.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration in effect, each value with where it comes from.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -225,6 +235,10 @@ fn dispatch(config: Config, command: Command) -> i32 {
         }
         Command::Index(IndexCommand::List) => manage::run(&config, AdminRequest::IndexList),
         Command::Log(log) => pecbox::cli::log::run(&config, log),
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", pecbox::cli::config::show(&config));
+            0
+        }
         Command::Verify { .. } | Command::Update(_) => 2,
     }
 }

@@ -38,6 +38,17 @@ fn bad_input_is_refused_and_changes_nothing() {
         ],
         &[&alfa],
     );
+    // The settings the script saved are the override's, for every command.
+    let shown = alfa.run_ok(&["config", "show"], None);
+    let over = harness::data_dir(&alfa).join("pecbox.toml");
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with("smarthost = \"relay.example.org:2525\""))
+        .unwrap_or_else(|| panic!("the saved smarthost in:\n{shown}"));
+    assert!(
+        line.ends_with(&format!("# from {}", over.display())),
+        "{line}"
+    );
     let listed = alfa.run_ok(&["mailbox", "list"], None);
     assert!(!listed.contains("intruso"), "{listed}");
     assert!(listed.contains("alice@pec.alfa.test\tactive"), "{listed}");

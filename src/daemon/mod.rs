@@ -55,6 +55,15 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 async fn run_async(config: Config) -> Result<(), DaemonError> {
     let mut signals = StopSignals::install()?;
     let setup = |e: &dyn std::fmt::Display| DaemonError::Setup(e.to_string());
+    let overrides = config.layers.overrides.as_ref();
+    tracing::info!(
+        factory = %config.layers.factory_origin,
+        overrides = %overrides.map_or_else(
+            || format!("none ({} absent)", config.override_path().display()),
+            |(path, _)| path.display().to_string()
+        ),
+        "configuration"
+    );
     for line in identity::init(&config).map_err(|e| setup(&e))? {
         println!("created {line}");
     }

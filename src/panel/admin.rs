@@ -192,7 +192,12 @@ async fn dashboard(State(panel): State<Arc<Panel>>, ctx: Ctx) -> PanelResult {
                             None => "—",
                         }
                     } }
-                    tr { th { (ctx.t("Configurazione", "Configuration")) } td.mono.break { (config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| ctx.t("predefinita (demo)", "built-in (demo)").to_string())) } }
+                    tr { th { (ctx.t("Configurazione", "Configuration")) } td.mono.break {
+                        (config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| ctx.t("predefinita (demo)", "built-in (demo)").to_string()))
+                        @if let Some((path, _)) = &config.layers.overrides {
+                            br; "+ " (crate::config::display_path(path).display())
+                        }
+                    } }
                 }
                 div.downloads {
                     a.btn.small href="/ca.pem" { (ctx.t("Certificato CA", "CA certificate")) }
@@ -1139,21 +1144,28 @@ async fn log(
 
 // --- settings ------------------------------------------------------------------------
 
-fn settings_form(panel: &Panel, ctx: &Ctx, s: &Settings, shown: Option<(&str, &str)>) -> Response {
-    let target = configfile::target(&panel.provider.config);
+fn settings_form(panel: &Panel, ctx: &Ctx, s: &Settings, saved: &SavedState) -> Response {
+    let config = &panel.provider.config;
+    let factory = &config.layers.factory_origin;
+    let target = crate::config::display_path(&config.override_path());
     let body = html! {
-        (ui::heading(ctx.t("Impostazioni", "Settings"), Some(&format!("{} {}", ctx.t("File di configurazione:", "Configuration file:"), target.display())), ui::empty()))
-        @if let Some((text, reason)) = shown {
-            div.card {
-                h2 { (ctx.t("Salva questa configurazione a mano", "Save this configuration by hand")) }
-                p.note { (reason) ". " (ctx.t("Copia il testo seguente nel file e riavvia pecbox.", "Copy the text below into the file and restart pecbox.")) }
-                pre.ldif { (text) }
-            }
+        (ui::heading(ctx.t("Impostazioni", "Settings"), Some(&format!("{} {}", ctx.t("Salvate in", "Saved to"), target.display())), ui::empty()))
+        @if let Some(e) = &saved.error {
+            div.flash.error { (e) }
         }
-        div.note { (ctx.t(
-            "Le modifiche sono scritte nel file di configurazione (i commenti restano) e hanno effetto al prossimo riavvio. Cambiando nome o domini, rinnova i certificati autoemessi.",
-            "Changes are written to the configuration file (comments are kept) and take effect at the next start. After changing the name or domains, renew the self-made certificates."
-        )) }
+        div.note {
+            (ctx.t(
+                "Le modifiche sono salvate nella cartella dati (i commenti restano) e restano dopo un aggiornamento del sistema; hanno effetto al prossimo riavvio. Il file di configurazione di fabbrica non viene modificato:",
+                "Changes are saved in the data folder (comments are kept) and survive a system update; they take effect at the next start. The factory configuration file is never modified:"
+            )) " " code { (factory) } ". "
+            (ctx.t("Cambiando nome o domini, rinnova i certificati autoemessi.", "After changing the name or domains, renew the self-made certificates."))
+        }
+        @if saved.pending {
+            p.note { (ctx.t(
+                "Il modulo mostra le impostazioni salvate: pecbox le userà dal prossimo riavvio.",
+                "The form shows the saved settings: pecbox uses them from its next start."
+            )) }
+        }
         form method="post" action="/admin/settings" {
             (csrf(ctx))
             div.grid.two {
@@ -1207,14 +1219,37 @@ fn settings_form(panel: &Panel, ctx: &Ctx, s: &Settings, shown: Option<(&str, &s
     )
 }
 
+/// The settings as saved (what the next start uses), which may differ from the running
+/// ones until then.
+struct SavedState {
+    pending: bool,
+    error: Option<String>,
+}
+
 async fn settings(State(panel): State<Arc<Panel>>, ctx: Ctx) -> PanelResult {
     ctx.admin()?;
-    Ok(settings_form(
-        &panel,
-        &ctx,
-        &Settings::of(&panel.provider.config),
-        None,
-    ))
+    let running = &panel.provider.config;
+    let (s, state) = match configfile::saved(running) {
+        Ok(saved) => {
+            let s = Settings::of(&saved);
+            let pending = s != Settings::of(running);
+            (
+                s,
+                SavedState {
+                    pending,
+                    error: None,
+                },
+            )
+        }
+        Err(e) => (
+            Settings::of(running),
+            SavedState {
+                pending: false,
+                error: Some(e.to_string()),
+            },
+        ),
+    };
+    Ok(settings_form(&panel, &ctx, &s, &state))
 }
 
 /// Settings from a submitted form; Err names the first bad field.
@@ -1301,29 +1336,23 @@ async fn settings_save(
             return Ok(Redirect::to("/admin/settings").into_response());
         }
     };
-    let config = &panel.provider.config;
-    let mut doc = configfile::document(config).map_err(|e| PanelError::Internal(e.to_string()))?;
-    configfile::apply(&mut doc, &s);
-    match configfile::save(config, &doc.to_string()) {
-        Ok(Saved::Written(path)) => back(
-            &panel,
-            &ctx,
-            "/admin/settings",
-            Flash::ok(format!(
-                "{} {} — {}",
-                ctx.t("Impostazioni salvate in", "Settings saved to"),
-                path.display(),
-                ctx.t(
-                    "riavvia pecbox per applicarle.",
-                    "restart pecbox to apply them."
-                )
-            )),
-        ),
-        Ok(Saved::ShowOnly { text, reason }) => {
-            Ok(settings_form(&panel, &ctx, &s, Some((&text, &reason))))
+    let saved = configfile::save(&panel.provider.config, &s);
+    let flash = match saved {
+        Ok(Saved::Written { path, .. }) => Flash::ok(format!(
+            "{} {} — {}",
+            ctx.t("Impostazioni salvate in", "Settings saved to"),
+            path.display(),
+            ctx.t(
+                "riavvia pecbox per applicarle.",
+                "restart pecbox to apply them."
+            )
+        )),
+        Ok(Saved::Unchanged { .. }) => {
+            Flash::ok(ctx.t("Nessuna modifica da salvare.", "Nothing to change."))
         }
-        Err(e) => back(&panel, &ctx, "/admin/settings", Flash::error(e.to_string())),
-    }
+        Err(e) => Flash::error(e.to_string()),
+    };
+    back(&panel, &ctx, "/admin/settings", flash)
 }
 
 #[derive(Deserialize)]

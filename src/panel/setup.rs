@@ -184,12 +184,12 @@ async fn wizard(State(panel): State<Arc<Panel>>, ctx: Ctx) -> PanelResult {
                     tr { th { "Hostname" } td { (d.hostname) } }
                     tr { th { (ctx.t("Amministratore", "Administrator")) } td { "admin" } }
                     tr { th { (ctx.t("Caselle", "Mailboxes")) } td { @if d.mailboxes.is_empty() { "—" } @else { (d.mailboxes.join(", ")) } } }
-                    tr { th { (ctx.t("Configurazione", "Configuration")) } td.mono.break { (configfile::target(running).display()) } }
+                    tr { th { (ctx.t("Impostazioni salvate in", "Settings saved to")) } td.mono.break { (override_path(running).display()) } }
                 }
                 @if changed {
                     p.note { (ctx.t(
-                        "Nome, domini o hostname cambiano: la configurazione viene scritta e i certificati autoemessi rinnovati; pecbox va riavviato per usarli.",
-                        "Name, domains or hostname change: the configuration is written and the self-made certificates renewed; pecbox must be restarted to use them."
+                        "Nome, domini o hostname cambiano: le impostazioni vengono salvate nella cartella dati e i certificati autoemessi rinnovati; pecbox va riavviato per usarli.",
+                        "Name, domains or hostname change: the settings are saved in the data folder and the self-made certificates renewed; pecbox must be restarted to use them."
                     )) }
                 }
                 form method="post" action="/setup/finish" {
@@ -421,6 +421,11 @@ fn identity_changed(running: &crate::config::Config, d: &Draft) -> bool {
         || !running.provider.hostname.eq_ignore_ascii_case(&d.hostname)
 }
 
+/// Where the panel's settings go, as an absolute path for the pages.
+fn override_path(config: &crate::config::Config) -> std::path::PathBuf {
+    crate::config::display_path(&config.override_path())
+}
+
 fn pending_path(config: &crate::config::Config) -> std::path::PathBuf {
     files::panel_dir(config).join("pending-mailboxes.json")
 }
@@ -474,44 +479,44 @@ async fn finish(State(panel): State<Arc<Panel>>, ctx: Ctx) -> PanelResult {
     let running = panel.provider.config.clone();
     let changed = identity_changed(&running, &d);
 
-    // 1. The configuration file.
-    let saved = if changed || running.is_demo() {
-        let mut doc =
-            configfile::document(&running).map_err(|e| PanelError::Internal(e.to_string()))?;
-        let mut s = Settings::of(&running);
-        s.name = d.name.clone();
-        s.domains = d.domains.clone();
-        s.hostname = d.hostname.clone();
-        configfile::apply(&mut doc, &s);
-        let text = doc.to_string();
-        let saved =
-            configfile::save(&running, &text).map_err(|e| PanelError::Internal(e.to_string()))?;
-        Some((saved, text))
-    } else {
-        None
+    // 1. The settings, into the override below the data folder (the factory file is
+    //    never written); on failure nothing else happens and the wizard stays open.
+    let base = configfile::saved(&running).unwrap_or_else(|_| running.clone());
+    let mut s = Settings::of(&base);
+    s.name = d.name.clone();
+    s.domains = d.domains.clone();
+    s.hostname = d.hostname.clone();
+    let saved = match configfile::save(&running, &s) {
+        Ok(saved) => saved,
+        Err(e) => {
+            tracing::error!("setup: {e}");
+            panel.sessions.flash(&ctx, Flash::error(e.to_string()));
+            return Ok(Redirect::to("/setup").into_response());
+        }
     };
-    // 2. Self-made certificates for the new identity, only if the file now names it.
+    // 2. Self-made certificates for the new identity, once the saved settings name it.
     let mut renewed = false;
-    if let (true, Some((Saved::Written(path), text))) = (changed, &saved) {
-        if let Ok(mut next) = crate::config::Config::parse(text, &path.display().to_string()) {
-            next.source = Some(path.clone());
-            let paths = super::certs::paths(&next);
-            let self_made = |p: &std::path::Path| {
-                std::fs::read_to_string(p).is_ok_and(|pem| super::certs::self_made(&next, &pem))
-            };
-            for (role, cert) in [
-                (super::certs::Role::Signing, &paths.signing_cert),
-                (super::certs::Role::Tls, &paths.tls_cert),
-            ] {
-                if self_made(cert) {
-                    let next = next.clone();
-                    let r = tokio::task::spawn_blocking(move || super::certs::renew(&next, role))
-                        .await
-                        .map_err(|e| PanelError::Internal(e.to_string()))?;
-                    match r {
-                        Ok(()) => renewed = true,
-                        Err(e) => tracing::error!("setup: renewing the {role:?} certificate: {e}"),
-                    }
+    let next = match &saved {
+        Saved::Written { config, .. } => Some((**config).clone()),
+        Saved::Unchanged { .. } => configfile::saved(&running).ok(),
+    };
+    if let (true, Some(next)) = (changed, next.filter(|n| !identity_changed(n, &d))) {
+        let paths = super::certs::paths(&next);
+        let self_made = |p: &std::path::Path| {
+            std::fs::read_to_string(p).is_ok_and(|pem| super::certs::self_made(&next, &pem))
+        };
+        for (role, cert) in [
+            (super::certs::Role::Signing, &paths.signing_cert),
+            (super::certs::Role::Tls, &paths.tls_cert),
+        ] {
+            if self_made(cert) {
+                let next = next.clone();
+                let r = tokio::task::spawn_blocking(move || super::certs::renew(&next, role))
+                    .await
+                    .map_err(|e| PanelError::Internal(e.to_string()))?;
+                match r {
+                    Ok(()) => renewed = true,
+                    Err(e) => tracing::error!("setup: renewing the {role:?} certificate: {e}"),
                 }
             }
         }
@@ -580,12 +585,11 @@ async fn finish(State(panel): State<Arc<Panel>>, ctx: Ctx) -> PanelResult {
         @for e in &errors { div.flash.error { (e) } }
         h3 { (ctx.t("Configurazione", "Configuration")) }
         @match &saved {
-            Some((Saved::Written(path), _)) => p { (ctx.t("Scritta in", "Written to")) " " code { (path.display()) } },
-            Some((Saved::ShowOnly { text, reason }, _)) => {
-                p.note { (reason) ". " (ctx.t("Salva questo testo nel file di configurazione:", "Save this text as the configuration file:")) }
-                pre.ldif { (text) }
+            Saved::Written { path, .. } => p {
+                (ctx.t("Impostazioni salvate in", "Settings saved to")) " " code { (path.display()) }
+                " " (ctx.t("(il file di fabbrica resta invariato).", "(the factory file stays as it is)."))
             },
-            None => p { (ctx.t("Invariata:", "Unchanged:")) " " code { (configfile::target(&running).display()) } },
+            Saved::Unchanged { .. } => p { (ctx.t("Invariata:", "Unchanged:")) " " code { (running.layers.factory_origin) } },
         }
         h3 { (ctx.t("Da consegnare agli altri gestori", "For the other providers")) }
         p.muted.small { (ctx.t(

@@ -156,6 +156,7 @@ impl Provider {
         Ok(Inbound::Accepted)
     }
 
+    #[allow(clippy::too_many_arguments)] // the step's inputs, each used once
     fn busta_received<'a>(
         &self,
         entry: &ProviderEntry,

@@ -197,6 +197,10 @@ def main():
         for page in ("/admin/index", "/admin/certs", "/admin/queue", "/admin/log", "/admin/settings", "/admin/update"):
             go(page)
             check(driver.find_elements(By.CSS_SELECTOR, ".page-head h1") != [], f"{page} renders")
+            if page == "/admin/settings":
+                check(os.path.join(a.data_dir, "pecbox.toml") in text(),
+                      "the settings page says they are saved in the data folder")
+                shot("04c-admin-settings", height=1300)
         go("/admin/certs")
         shot("05-admin-certs")
         logout()

@@ -165,9 +165,13 @@ def main():
     status, _, _ = h.post("/account/reference", {"csrf": token, "reference": "a" * (300 * 1024)})
     check(status == 413, f"an oversized form is refused ({status})")
 
-    # Settings are written back into the file, comments kept, invalid values refused.
-    config_path = os.path.join(os.path.dirname(a.data_dir), "pecbox.toml")
-    with open(config_path, "a") as f:
+    # Settings go to the override below the data folder, comments kept, and only what
+    # differs from the factory file; the factory file is never written; invalid values
+    # are refused and change nothing.
+    factory_path = os.path.join(os.path.dirname(a.data_dir), "pecbox.toml")
+    override_path = os.path.join(a.data_dir, "pecbox.toml")
+    factory_before = open(factory_path, "rb").read()
+    with open(override_path, "w") as f:
         f.write("# kept by the panel\n")
     token = adm.csrf("/admin/settings")
     _, _, page = adm.get("/admin/settings")
@@ -175,13 +179,17 @@ def main():
     fields.update({"csrf": token, "smarthost": "relay.example.org:2525", "retention": "36"})
     bad = dict(fields, max_recipients="zero")
     status, _, _ = adm.post("/admin/settings", bad)
-    text_before = open(config_path).read()
-    check("zero" not in text_before and "relay.example.org" not in text_before, "invalid settings change nothing")
+    text_before = open(override_path).read()
+    check(text_before == "# kept by the panel\n", "invalid settings change nothing")
     status, headers, _ = adm.post("/admin/settings", fields)
-    text_after = open(config_path).read()
-    check(status == 303 and 'smarthost = "relay.example.org:2525"' in text_after
-          and "months = 36" in text_after and "# kept by the panel" in text_after,
-          "settings are written back to the file, comments kept")
+    text_after = open(override_path).read()
+    written = (status == 303 and 'smarthost = "relay.example.org:2525"' in text_after
+               and "months = 36" in text_after and text_after.startswith("# kept by the panel\n"))
+    check(written, "settings are written to the override in the data folder, comments kept"
+          + ("" if written else f" ({status}):\n{text_after}"))
+    check(all(k not in text_after for k in ("name =", "domains", "hostname", "[listen]", "max_message_bytes")),
+          "the override holds only what differs from the factory file")
+    check(open(factory_path, "rb").read() == factory_before, "the factory file is byte for byte the same")
 
     # Wrong passwords in a loop: slowed down, never a lockout of the account itself (a
     # third party must not lock its owner out); only the address that keeps failing is

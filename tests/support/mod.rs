@@ -27,6 +27,11 @@ pub struct PecBox {
     stdout: Option<std::sync::mpsc::Receiver<String>>,
     extra: String,
     memory: Option<MemoryCage>,
+    /// The configuration file: `dir/pecbox.toml`, or `dir/<folder>/pecbox.toml` after
+    /// [`PecBox::relocate_config`].
+    config: PathBuf,
+    /// A command every pecbox run of this box goes through (see [`PecBox::wrap`]).
+    wrapper: Vec<std::ffi::OsString>,
 }
 
 /// The memory a daemon may use in the tests, as the appliance's unit would bound it:
@@ -149,10 +154,12 @@ pub fn clients_py() -> PathBuf {
 impl PecBox {
     /// A provider `name` for `domain`; `extra` is appended to `[delivery]`.
     pub fn new(name: &str, domain: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("pecbox.toml");
         let b = Self {
             name: name.to_string(),
             domain: domain.to_string(),
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             ports: Ports {
                 smtp: free_port(),
                 submissions: free_port(),
@@ -163,13 +170,37 @@ impl PecBox {
             stdout: None,
             extra: extra.to_string(),
             memory: None,
+            config,
+            wrapper: Vec::new(),
         };
         b.write_config(&[]);
         b
     }
 
     pub fn config_path(&self) -> PathBuf {
-        self.dir.path().join("pecbox.toml")
+        self.config.clone()
+    }
+
+    /// Moves the configuration into `dir/<folder>/pecbox.toml` (one level down), its
+    /// data folder staying `dir/data` (`data_dir = "../data"`): the factory file in a
+    /// folder of its own, apart from the data folder, as on the appliance.
+    pub fn relocate_config(&mut self, folder: &str) {
+        let to = self.dir.path().join(folder);
+        std::fs::create_dir_all(&to).expect("config folder");
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        std::fs::remove_file(&self.config).expect("config");
+        self.config = to.join("pecbox.toml");
+        std::fs::write(
+            &self.config,
+            text.replacen("data_dir = \"data\"", "data_dir = \"../data\"", 1),
+        )
+        .expect("config");
+    }
+
+    /// Runs every later pecbox command of this box (`run` included) as
+    /// `argv… pecbox --config FILE …`: e.g. in a mount namespace of its own.
+    pub fn wrap(&mut self, argv: &[&std::ffi::OsStr]) {
+        self.wrapper = argv.iter().map(|a| a.to_os_string()).collect();
     }
 
     pub fn ca_path(&self) -> PathBuf {
@@ -186,9 +217,14 @@ impl PecBox {
             .iter()
             .map(|(_, _, ca)| format!("\"{}\"", ca.display()))
             .collect();
+        let data_dir = if self.config.parent() == Some(self.dir.path()) {
+            "data"
+        } else {
+            "../data"
+        };
         let config = format!(
             "[provider]\nname = \"{}\"\ndomains = [\"{}\"]\nhostname = \"localhost\"\n\n\
-             [storage]\ndata_dir = \"data\"\n\n\
+             [storage]\ndata_dir = \"{data_dir}\"\n\n\
              [listen]\nsmtp = \"127.0.0.1:{}\"\nsubmissions = \"127.0.0.1:{}\"\nsubmission = \"127.0.0.1:{}\"\npop3s = \"127.0.0.1:{}\"\n\n\
              [delivery]\nroutes = {{ {} }}\ntls_ca = [{}]\n{}\n",
             self.name,
@@ -205,7 +241,17 @@ impl PecBox {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut cmd = pecbox();
+        let mut cmd = match self.wrapper.split_first() {
+            None => pecbox(),
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args)
+                    .arg(env!("CARGO_BIN_EXE_pecbox"))
+                    .env_remove("PECBOX_CONFIG")
+                    .env_remove("NOTIFY_SOCKET");
+                cmd
+            }
+        };
         cmd.arg("--config").arg(self.config_path());
         cmd
     }
