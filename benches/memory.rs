@@ -12,7 +12,6 @@
 mod support;
 
 use std::net::IpAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,23 +110,13 @@ fn login_flood() {
 }
 
 fn many_messages() {
-    let n: usize = std::env::var("MEMORY_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let n = env_count("MEMORY_MESSAGES", 1000);
     let (mut alfa, mut beta) = two_providers("");
     let alice = alfa.add_mailbox("alice");
     let bob = beta.add_mailbox("bob");
     alfa.start();
     beta.start();
-    let load = Command::new("python3")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/load.py"))
-        .arg(alfa.ports.submissions.to_string())
-        .arg(alfa.ca_path())
-        .args([alice.as_str(), PASSWORD, bob.as_str(), &n.to_string()])
-        .output()
-        .expect("python3");
-    assert!(load.status.success());
+    alfa.submit_load(&alice, &bob, n);
     let deadline = Instant::now() + Duration::from_secs(1800);
     while alfa.count(&alice) < 2 * n && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));

@@ -24,10 +24,7 @@ fn openssl_rsa2048_signs_per_second() -> Option<f64> {
 }
 
 fn main() {
-    let n: usize = std::env::var("PEC_LOAD_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let n = env_count("PEC_LOAD_MESSAGES", 300);
     let (mut alfa, mut beta) = two_providers("");
     let alice = alfa.add_mailbox("alice");
     let bob = beta.add_mailbox("bob");
@@ -35,18 +32,7 @@ fn main() {
     beta.start();
 
     let start = Instant::now();
-    let load = Command::new("python3")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/load.py"))
-        .arg(alfa.ports.submissions.to_string())
-        .arg(alfa.ca_path())
-        .args([alice.as_str(), PASSWORD, bob.as_str(), &n.to_string()])
-        .output()
-        .expect("python3");
-    assert!(
-        load.status.success(),
-        "{}",
-        String::from_utf8_lossy(&load.stderr)
-    );
+    alfa.submit_load(&alice, &bob, n);
     let submitted = start.elapsed();
     let deadline = Instant::now() + Duration::from_secs(1800);
     while alfa.count(&alice) < 2 * n && Instant::now() < deadline {

@@ -628,3 +628,30 @@ pub fn tls_connector(ca: &Path) -> tokio_rustls::TlsConnector {
     let pem = std::fs::read_to_string(ca).expect("CA file");
     tokio_rustls::TlsConnector::from(pecbox::tls::client_config(&[pem], false).expect("CA"))
 }
+
+/// A number from the environment (a benchmark's size), or `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+impl PecBox {
+    /// Submits `n` certified messages from `user` to `to` over one SMTPS session
+    /// (tests/support/load.py); panics when the load generator fails.
+    pub fn submit_load(&self, user: &str, to: &str, n: usize) {
+        let load = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/load.py"))
+            .arg(self.ports.submissions.to_string())
+            .arg(self.ca_path())
+            .args([user, PASSWORD, to, &n.to_string()])
+            .output()
+            .expect("python3");
+        assert!(
+            load.status.success(),
+            "{}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+    }
+}
