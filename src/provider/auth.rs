@@ -287,8 +287,17 @@ impl Authenticator {
         if self.throttle.blocked(peer) {
             return Err(LoginError::AddressBlocked);
         }
-        let _address_turn = self.addresses.of(&address_key(peer)).lock().await;
-        let _account_turn = self.accounts.of(&account).lock().await;
+        // Each turn is waited for a bounded time: a queue of attempts (a distributed
+        // attack on one account) gets a temporary failure, never an endless wait.
+        let busy = || LoginError::Temporary("too many logins at once".into());
+        let turns = async {
+            let address = self.addresses.of(&address_key(peer)).lock().await;
+            let account = self.accounts.of(&account).lock().await;
+            (address, account)
+        };
+        let _turns = tokio::time::timeout(self.queue_wait, turns)
+            .await
+            .map_err(|_| busy())?;
         let delay = self.throttle.delay(peer, account);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -296,7 +305,7 @@ impl Authenticator {
         let permit =
             tokio::time::timeout(self.queue_wait, self.checks.clone().acquire_owned()).await;
         let Ok(Ok(permit)) = permit else {
-            return Err(LoginError::Temporary("too many logins at once".into()));
+            return Err(busy());
         };
         let password = password.to_string();
         let outcome = tokio::task::spawn_blocking(move || {
