@@ -199,6 +199,58 @@ async fn six_hundred_silent_connections_from_one_address_shut_no_one_else_out() 
     assert_eq!(b.pecbox.stop(), Some(0));
 }
 
+/// What each protocol says when the listener is full.
+fn busy_ok(p: Port, line: &str) -> bool {
+    match p {
+        Port::Smtp | Port::Submission | Port::Submissions => line.starts_with("421 4.3.2"),
+        Port::Imaps => line.starts_with("* BYE [UNAVAILABLE]"),
+        Port::Pop3s => line.starts_with("-ERR [SYS/TEMP]"),
+        Port::Panel => line.starts_with("HTTP/1.1 503"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_listener_answers_busy_instead_of_hanging() {
+    raise_fd_limit();
+    let b = Box6::start("Busy PEC", "connections_per_address = 10\nconnections = 15");
+    for p in ALL {
+        // two addresses hold 15 slots between them: the listener is full
+        let mut held = Vec::new();
+        for from in ["127.0.5.7", "127.0.5.8"] {
+            for _ in 0..10 {
+                held.push(b.connect(p, from.parse().unwrap()).await.unwrap());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let line = tokio::time::timeout(
+            Duration::from_secs(5),
+            b.served(p, "127.0.0.1".parse().unwrap()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{p:?}: a full listener left the client hanging"))
+        .unwrap_or_else(|e| panic!("{p:?}: {e}"));
+        assert!(busy_ok(p, &line), "{p:?} answered {line:?} when full");
+        drop(held);
+        // the slots come back: served again
+        let mut served = false;
+        for _ in 0..50 {
+            if let Ok(Ok(line)) = tokio::time::timeout(
+                Duration::from_secs(5),
+                b.served(p, "127.0.0.1".parse().unwrap()),
+            )
+            .await
+            {
+                if greeting_ok(p, &line) {
+                    served = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(served, "{p:?}: not served again once the others left");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_clients_are_cut_at_the_pre_authentication_timeout() {
     let b = Box6::start(
