@@ -99,8 +99,12 @@ impl Provider {
     ) -> Result<Inbound, CoreError> {
         let origin = self.origin(message);
         let mut class = classify(message);
-        // the original's copy goes on to become the completa: taken, never copied again
-        let postacert = class.postacert.take();
+        // A busta's original goes on to become the completa (taken, never copied again);
+        // any other message's is let go of now, not after the step.
+        let postacert = class
+            .postacert
+            .take()
+            .filter(|_| matches!(class.class, Class::Pec(MessageKind::BustaTrasporto)));
         let mut writes = vec![Write::Claim(dedupe_key(mail_from, rcpt_to, message))];
         let outcome = match (&origin, &class.class) {
             (Origin::Provider(entry), Class::Pec(MessageKind::BustaTrasporto)) => self

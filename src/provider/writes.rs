@@ -87,10 +87,10 @@ impl Provider {
         let receipts: Vec<Option<Vec<u8>>> = writes
             .iter()
             .map(|w| match w {
-                Write::Log(_, Some(bytes)) => Some(registro::compress(bytes)),
-                _ => None,
+                Write::Log(_, Some(bytes)) => self.registro.stage_receipt(bytes).map(Some),
+                _ => Ok(None),
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let applied = self.store.atomically_with(&log_trees, |t, log| {
             for w in writes {
                 if let Write::Claim(key) = w {

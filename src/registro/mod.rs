@@ -85,6 +85,25 @@ pub struct Summary {
 pub struct Registro {
     meta: sled::Tree,
     root: std::path::PathBuf,
+    /// Large receipts waiting for [`Registro::settle`], one compressed file each.
+    pending: std::path::PathBuf,
+}
+
+/// Receipts larger than this (a completa carrying a 30 MB original) wait for settle in
+/// a file of their own rather than as a sled value: compressed straight to disk, never
+/// held twice in memory.
+const RECEIPT_INLINE_MAX: usize = 128 * 1024;
+/// What a pending receipt value that names such a file starts with.
+const RECEIPT_FILE: &[u8] = b"\0pecbox-receipt-file\0";
+const PENDING_DIR: &str = "registro-pending";
+
+/// The file a pending receipt value names, if it names one.
+fn receipt_file(value: &[u8]) -> Option<&str> {
+    let name = std::str::from_utf8(value.strip_prefix(RECEIPT_FILE)?).ok()?;
+    let ok = name.len() == 66
+        && name.ends_with(".z")
+        && name[..64].bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then_some(name)
 }
 
 pub fn compress(bytes: &[u8]) -> Vec<u8> {
@@ -159,17 +178,84 @@ impl Registro {
     pub fn open(store: &crate::store::Store) -> Result<Self, RegistroError> {
         let root = store.dir().join(ROOT);
         std::fs::create_dir_all(&root).map_err(|e| segment::io_error(&root, e))?;
+        let pending = store.dir().join(PENDING_DIR);
+        std::fs::create_dir_all(&pending).map_err(|e| segment::io_error(&pending, e))?;
         let registro = Self {
             meta: store.raw_db().open_tree(META_TREE)?,
             root,
+            pending,
         };
         {
             let _w = writer();
+            registro.drop_unreferenced_receipt_files()?;
             segment::recover(&registro.root)?;
             registro.migrate_sled_months(store.raw_db())?;
             registro.reconcile_head()?;
         }
         Ok(registro)
+    }
+
+    /// The copy of a receipt a step keeps, as the value its pending record gets:
+    /// compressed in memory when small; when large, compressed straight into a file
+    /// (written durably before the step's transaction commits) that the value names.
+    /// Staging the same receipt twice (a retried transaction) names the same file.
+    pub fn stage_receipt(&self, bytes: &[u8]) -> Result<Vec<u8>, RegistroError> {
+        if bytes.len() <= RECEIPT_INLINE_MAX {
+            return Ok(compress(bytes));
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let name: String = digest
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .chain(std::iter::once(".z".to_string()))
+            .collect();
+        let path = self.pending.join(&name);
+        if !path.exists() {
+            let tmp = self
+                .pending
+                .join(format!(".tmp-{name}-{}", std::process::id()));
+            let written = (|| {
+                let file = std::fs::File::create(&tmp)?;
+                let mut enc = flate2::write::DeflateEncoder::new(
+                    std::io::BufWriter::new(file),
+                    flate2::Compression::default(),
+                );
+                enc.write_all(bytes)?;
+                let file = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                std::fs::File::open(&self.pending)?.sync_all()
+            })();
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(segment::io_error(&path, e));
+            }
+        }
+        let mut value = RECEIPT_FILE.to_vec();
+        value.extend_from_slice(name.as_bytes());
+        Ok(value)
+    }
+
+    /// At opening, when no step is under way: files no pending record names (a step
+    /// that did not commit, or a settle cut before it cleaned up) are removed.
+    fn drop_unreferenced_receipt_files(&self) -> Result<(), RegistroError> {
+        let mut named = std::collections::HashSet::new();
+        for item in self.meta.scan_prefix(b"q") {
+            let (_, value) = item?;
+            if let Some(name) = receipt_file(&value) {
+                named.insert(name.to_string());
+            }
+        }
+        let entries =
+            std::fs::read_dir(&self.pending).map_err(|e| segment::io_error(&self.pending, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !named.contains(&name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
     }
 
     /// The folder of one month's files.
@@ -214,7 +300,7 @@ impl Registro {
         time: DateTime<Utc>,
         receipt: Option<&[u8]>,
     ) -> Result<u64, RegistroError> {
-        let compressed = receipt.map(compress);
+        let compressed = receipt.map(|r| self.stage_receipt(r)).transpose()?;
         let result: Result<u64, TransactionError<()>> = self.meta.transaction(|t| {
             append_in(t, event, time, compressed.as_deref())
                 .map_err(ConflictableTransactionError::from)
@@ -242,6 +328,7 @@ impl Registro {
         };
         let mut appender: Option<(String, segment::Appender)> = None;
         let mut done = Vec::new();
+        let mut files = Vec::new();
         let mut moved = 0;
         for item in pending {
             let (key, value) = item?;
@@ -271,9 +358,18 @@ impl Registro {
                 month = Some(target);
             }
             let receipt = match self.meta.get(receipt_key)? {
-                Some(bytes) => {
+                Some(value) => {
                     done.push(receipt_key.to_vec().into());
-                    Some(bytes)
+                    match receipt_file(&value) {
+                        Some(name) => {
+                            let path = self.pending.join(name);
+                            let bytes =
+                                std::fs::read(&path).map_err(|e| segment::io_error(&path, e))?;
+                            files.push(path);
+                            Some(sled::IVec::from(bytes))
+                        }
+                        None => Some(value),
+                    }
                 }
                 None => None,
             };
@@ -292,6 +388,11 @@ impl Registro {
             batch.remove(key);
         }
         self.meta.apply_batch(batch)?;
+        // After the records are in the month's files and forgotten here; a crash
+        // before this leaves files the next opening removes.
+        for file in files {
+            let _ = std::fs::remove_file(file);
+        }
         Ok(moved)
     }
 
