@@ -120,6 +120,21 @@ fn a_29_mb_message_goes_through_in_bounded_memory() {
         receipts[1].len() as u64 > size * 9 / 10,
         "the ricevuta completa carries the original"
     );
+    // the receiving provider's registro keeps that completa, byte for byte (alice's
+    // copy has her provider's Received line on top)
+    let id = header(&receipts[1], "Message-ID").unwrap();
+    let kept = dir.path().join("kept.eml");
+    let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+    beta.run_ok(
+        &["log", "receipt", id, "--out", kept.to_str().unwrap()],
+        None,
+    );
+    let kept = std::fs::read(&kept).unwrap();
+    assert!(
+        kept.len() as u64 > size * 9 / 10 && receipts[1].ends_with(&kept),
+        "the registro's copy of the completa ({} bytes) differs from what alice got",
+        kept.len()
+    );
 
     assert!(
         peak_a - idle_a <= 4 * size && peak_b - idle_b <= 4 * size,
