@@ -28,8 +28,12 @@ pub struct Classification {
     /// Rule deviations that do not change the class (e.g. an unusual subject prefix).
     pub problems: Vec<String>,
     pub daticert: Option<Daticert>,
-    /// The attached original (postacert.eml), when there is one.
+    /// The attached original (postacert.eml), when there is one ([`classify_in_place`]
+    /// leaves it out when `postacert_range` says where it is).
     pub postacert: Option<Vec<u8>>,
+    /// Where the postacert sits in the classified bytes, when it is there unencoded
+    /// (as every provider sends it): a 30 MB original need not be copied to be read.
+    pub postacert_range: Option<std::ops::Range<usize>>,
     pub subject: Option<String>,
     pub message_id: Option<String>,
 }
@@ -49,6 +53,7 @@ impl Classification {
             problems: Vec::new(),
             daticert: None,
             postacert: None,
+            postacert_range: None,
             subject: None,
             message_id: None,
         }
@@ -57,6 +62,20 @@ impl Classification {
 
 /// Classifies raw message bytes. Never fails: unparseable input is `Malformed`.
 pub fn classify(raw: &[u8]) -> Classification {
+    let mut c = classify_in_place(raw);
+    if c.postacert.is_none() {
+        c.postacert = c
+            .postacert_range
+            .clone()
+            .and_then(|r| raw.get(r))
+            .map(<[u8]>::to_vec);
+    }
+    c
+}
+
+/// [`classify`] without copying an unencoded postacert: `postacert_range` says where
+/// it is in `raw` (`postacert` is then None).
+pub fn classify_in_place(raw: &[u8]) -> Classification {
     let Some(message) = super::parse::parse_message(raw) else {
         return Classification::new(Class::Malformed, "not an RFC 5322 message");
     };
@@ -110,12 +129,13 @@ fn classify_parsed(message: &Message<'_>) -> Classification {
     let subject_text = message.subject().unwrap_or("");
 
     let mut c = match pec_header {
-        PecHeader::Trasporto(t) => classify_envelope(t, daticert, parts.postacert.is_some()),
+        PecHeader::Trasporto(t) => classify_envelope(t, daticert, parts.has_postacert()),
         PecHeader::Ricevuta(r) => {
-            classify_receipt(r, daticert, virus_header, parts.postacert.is_some())
+            classify_receipt(r, daticert, virus_header, parts.has_postacert())
         }
     };
     c.postacert = parts.postacert;
+    c.postacert_range = parts.postacert_range;
     if let Class::Pec(kind) = c.class {
         let prefix = expected_prefix(kind);
         if !subject_text.starts_with(prefix) {
@@ -342,7 +362,10 @@ fn signed_content<'a, 'x>(message: &'a Message<'x>) -> Option<&'a MessagePart<'x
 /// attached original, whose own daticert belongs to another message).
 struct Parts<'a, 'x> {
     daticert: Option<&'a MessagePart<'x>>,
+    /// An encoded (base64, quoted-printable) postacert, decoded.
     postacert: Option<Vec<u8>>,
+    /// An unencoded postacert's place in the raw message.
+    postacert_range: Option<std::ops::Range<usize>>,
 }
 
 impl<'a, 'x> Parts<'a, 'x> {
@@ -350,9 +373,14 @@ impl<'a, 'x> Parts<'a, 'x> {
         let mut found = Parts {
             daticert: None,
             postacert: None,
+            postacert_range: None,
         };
         found.walk(message, inner, 0);
         found
+    }
+
+    fn has_postacert(&self) -> bool {
+        self.postacert.is_some() || self.postacert_range.is_some()
     }
 
     fn walk(&mut self, message: &'a Message<'x>, part: &'a MessagePart<'x>, depth: usize) {
@@ -367,8 +395,16 @@ impl<'a, 'x> Parts<'a, 'x> {
                     }
                 }
             }
-            PartType::Message(_) if self.postacert.is_none() => {
-                self.postacert = Some(attached_message(message, part));
+            PartType::Message(_) if self.postacert.is_none() && self.postacert_range.is_none() => {
+                let range = part.offset_body as usize..part.offset_end as usize;
+                match part.encoding {
+                    mail_parser::Encoding::None
+                        if message.raw_message.get(range.clone()).is_some() =>
+                    {
+                        self.postacert_range = Some(range);
+                    }
+                    _ => self.postacert = Some(attached_message(message, part)),
+                }
             }
             _ => {
                 let named_daticert = part

@@ -9,7 +9,7 @@ use ring::digest;
 
 use super::writes::{by_domain, message_id_of, queue_entry, Applied, Msg, Tracked, Write};
 use super::{CoreError, Provider};
-use crate::pec::classify::{classify, Class, Classification};
+use crate::pec::classify::{classify_in_place, Class, Classification};
 use crate::pec::kind::MessageKind;
 use crate::pec::messages;
 use crate::pec::original::{field_name, field_value, find_header_end, header_fields, Certified};
@@ -98,13 +98,19 @@ impl Provider {
         message: &[u8],
     ) -> Result<Inbound, CoreError> {
         let origin = self.origin(message);
-        let mut class = classify(message);
-        // A busta's original goes on to become the completa (taken, never copied again);
-        // any other message's is let go of now, not after the step.
-        let postacert = class
-            .postacert
-            .take()
-            .filter(|_| matches!(class.class, Class::Pec(MessageKind::BustaTrasporto)));
+        let mut class = classify_in_place(message);
+        // Only a busta's original is needed (it becomes the completa): copied out once,
+        // after classification has let go of its own buffers.
+        let postacert = match class.class {
+            Class::Pec(MessageKind::BustaTrasporto) => class.postacert.take().or_else(|| {
+                class
+                    .postacert_range
+                    .clone()
+                    .and_then(|r| message.get(r))
+                    .map(<[u8]>::to_vec)
+            }),
+            _ => None,
+        };
         let mut writes = vec![Write::Claim(dedupe_key(mail_from, rcpt_to, message))];
         let outcome = match (&origin, &class.class) {
             (Origin::Provider(entry), Class::Pec(MessageKind::BustaTrasporto)) => self
