@@ -209,6 +209,29 @@ fn without_an_anchor_the_chain_is_not_trusted() {
 const FUZZ_NESTED_RFC822: &[u8] = b"Content-Type:multipart;boundary==_1417097536-6559-27\n\n--=_1417097536-6559-27Content-Type:message/rfc822\n\nContent-Type:message/rfc822\n\n\n--=_1417097536-6559-27--";
 
 #[test]
+fn fuzz_second_mail_parser_assert_is_no_panic() {
+    // another nesting that reaches mail-parser's assert (the verify target, 2026-12-04)
+    let raw = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/fuzz/verify-mail-parser-assert-2.eml"),
+    )
+    .unwrap();
+    let class = classify(&raw);
+    assert_ne!(
+        class.class,
+        Class::Pec(pecbox::pec::kind::MessageKind::BustaTrasporto)
+    );
+    let report = pecbox::cli::verify::verify_raw("m.eml", &raw, &[], None);
+    assert_ne!(report.outcome, pecbox::cli::verify::Outcome::Valid);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.eml");
+    std::fs::write(&file, &raw).unwrap();
+    let out = run(pecbox().arg("verify").arg(&file));
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(matches!(out.code, Some(1) | Some(2)), "{}", out.stdout);
+}
+
+#[test]
 fn fuzz_directly_nested_rfc822_is_malformed_not_a_panic() {
     assert_eq!(classify(FUZZ_NESTED_RFC822).class, Class::Malformed);
     let report = pecbox::cli::verify::verify_raw("m.eml", FUZZ_NESTED_RFC822, &[], None);
